@@ -1,0 +1,44 @@
+"""Stage `decode@<dataset>`: decode every usable video into the frame store.
+
+Reads `frame_rate` and the `decode` section; paths come from the command line (dvc.yaml).
+Videos that cannot be decoded are skipped and listed in the report, never a crash of the stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from tsp_pretrain.config import load_params
+from tsp_pretrain.logs import setup_logging
+from tsp_pretrain.video.decode import decode_dataset
+from tsp_pretrain.video.store import StoreSettings
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True, help="name under `datasets` in params.yaml")
+    parser.add_argument("--annotations", type=Path, required=True, help="canonical tables folder")
+    parser.add_argument("--out", type=Path, required=True, help="frame store folder")
+    parser.add_argument("--report", type=Path, required=True, help="decode report (JSON)")
+    args = parser.parse_args()
+    log = setup_logging(f"decode@{args.dataset}")
+
+    params = load_params()
+    dataset = params.dataset(args.dataset)
+    videos = pd.read_csv(args.annotations / "videos.csv", dtype={"video_id": str})
+    settings = StoreSettings(params.frame_rate, params.decode.short_side, params.decode.store)
+    report = decode_dataset(videos, dataset.videos, args.out, settings, params.decode.workers)
+
+    args.report.parent.mkdir(parents=True, exist_ok=True)
+    with args.report.open("w") as f:
+        json.dump({"settings": vars(settings), **report.to_json()}, f, indent=1)
+    counts = report.to_json()["counts"]
+    log.info("%s (report: %s)", ", ".join(f"{k} {v}" for k, v in counts.items()), args.report)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,26 @@
+"""Stage `demo`: generate the built-in synthetic dataset (untrimmed + trimmed mp4s, ActivityNet JSON).
+
+Reads the `demo` section only. Deterministic from `demo.seed`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tsp_pretrain.config import load_params
+from tsp_pretrain.demo import make_demo_dataset
+from tsp_pretrain.logs import setup_logging
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    args = parser.parse_args()
+    log = setup_logging("demo")
+    summary = make_demo_dataset(load_params().demo, args.out)
+    log.info("wrote %s: %s", args.out, summary)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,384 @@
+"""Tests of the feature-quality probes (tsp_pretrain.evaluation) on synthetic numpy features."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score, balanced_accuracy_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from tsp_pretrain.evaluation import (
+    EvaluationError,
+    align_per_video,
+    bootstrap_mean,
+    compare_encoders,
+    evaluate_encoder,
+    label_clips,
+    paired_bootstrap,
+    paired_bootstrap_tables,
+    plot_timelines,
+    roc_table,
+)
+from tsp_pretrain.evaluation.probes import foreground_metrics, roc_points
+
+# ---------------------------------------------------------------- helpers
+
+
+def clips_of(rows: list[tuple[str, float, float]]) -> pd.DataFrame:
+    """Clips table from (video_id, t_start, t_end) rows, clip_index counted per video."""
+    table = pd.DataFrame(rows, columns=["video_id", "t_start", "t_end"])
+    table.insert(1, "clip_index", table.groupby("video_id").cumcount())
+    return table
+
+
+def segments_of(rows: list[tuple[str, float, float, int]]) -> pd.DataFrame:
+    """Foreground segments table from (video_id, t_start, t_end, label_id) rows."""
+    table = pd.DataFrame(rows, columns=["video_id", "t_start", "t_end", "label_id"])
+    table["label"] = [f"class{i}" for i in table["label_id"]]
+    table["region"] = "foreground"
+    return table[["video_id", "t_start", "t_end", "label", "label_id", "region"]]
+
+
+NUM_CLIPS = 20  # one-second clips, stride one second
+NUM_CLASSES = 3
+
+
+def make_dataset(
+    num_train: int = 12,
+    num_valid: int = 8,
+    *,
+    offset_scale: float = 0.0,
+    separation: float = 1.0,
+    noise: float = 0.5,
+    class_signal: float = 2.0,
+    seed: int = 0,
+) -> dict:
+    """Synthetic videos of 20 one-second clips, one action segment each, and their features.
+
+    Feature 0 = per-video offset + ``separation`` on foreground clips + noise: the fg/bg direction
+    is the same in every video, the offset (validation videos only, so that the probe learns the
+    direction cleanly on training videos) differs per video. Features 1-3 carry the class on
+    foreground clips (``class_signal``); feature 4 is noise.
+    """
+    rng = np.random.default_rng(seed)
+    videos, clip_rows, seg_rows, features = [], [], [], {}
+    for i in range(num_train + num_valid):
+        vid = f"{'t' if i < num_train else 'v'}{i:03d}"
+        subset = "training" if i < num_train else "validation"
+        videos.append((vid, f"{vid}.mp4", subset, float(NUM_CLIPS), 15.0, NUM_CLIPS * 15))
+        start = int(rng.integers(3, 9))
+        end = start + int(rng.integers(4, 9))
+        label_id = i % NUM_CLASSES
+        seg_rows.append((vid, float(start), float(end), label_id))
+        clip_rows += [(vid, float(k), float(k + 1)) for k in range(NUM_CLIPS)]
+        fg = (np.arange(NUM_CLIPS) >= start) & (np.arange(NUM_CLIPS) < end)
+        x = rng.normal(0.0, noise, size=(NUM_CLIPS, 5))
+        offset = offset_scale * rng.normal() if subset == "validation" else 0.0
+        x[:, 0] += offset + separation * fg
+        x[fg, 1 + label_id] += class_signal
+        features[vid] = x.astype(np.float32)
+    videos = pd.DataFrame(
+        videos, columns=["video_id", "filename", "subset", "duration", "fps", "num_frames"]
+    )
+    return {
+        "features": features,
+        "clips": clips_of(clip_rows),
+        "segments": segments_of(seg_rows),
+        "videos": videos,
+    }
+
+
+def evaluate(data: dict, **kwargs) -> object:
+    kwargs = {"seed": 0, "n_bootstrap": 200} | kwargs
+    return evaluate_encoder(
+        data["features"], data["clips"], data["segments"], data["videos"], **kwargs
+    )
+
+
+# ---------------------------------------------------------------- clip labels
+
+
+def test_exactly_half_covered_clip_is_foreground() -> None:
+    # [0.1, 0.3] half covered by [0.2, 5] is 0.1 / 0.2 only up to float rounding.
+    clips = clips_of([("a", 0.0, 1.0), ("c", 0.1, 0.3), ("b", 0.0, 1.0)])
+    segments = segments_of([("a", 0.5, 3.0, 0), ("c", 0.2, 5.0, 0), ("b", 0.5001, 3.0, 1)])
+    out = label_clips(clips, segments)
+    assert out["fg_fraction"].tolist()[0] == pytest.approx(0.5)
+    assert out["region"].tolist() == ["foreground", "foreground", "background"]
+    assert out["label_id"].tolist() == [0, 0, -1]
+    assert out["label"].tolist() == ["class0", "class0", ""]
+
+
+def test_overlapping_segments_count_once() -> None:
+    # [0, 0.6] and [0.4, 1.0] cover 1.0 s of the 2 s clip (a sum of lengths would say 1.2 s).
+    clips = clips_of([("a", 0.0, 2.0)])
+    segments = segments_of([("a", 0.0, 0.6, 0), ("a", 0.4, 1.0, 1)])
+    out = label_clips(clips, segments, threshold=0.55)
+    assert out["fg_fraction"].iloc[0] == pytest.approx(0.5)
+    assert out["region"].iloc[0] == "background"
+
+
+def test_clip_partly_outside_segment_and_video() -> None:
+    # A 10 s video whose last window [9, 11] runs past the end: the outside second is background.
+    clips = clips_of([("a", 9.0, 11.0), ("b", 9.0, 11.0), ("c", 7.0, 9.0)])
+    segments = segments_of([("a", 8.0, 10.0, 0), ("b", 9.5, 10.0, 0), ("c", 8.5, 12.0, 0)])
+    out = label_clips(clips, segments)
+    assert out["fg_fraction"].tolist() == pytest.approx([0.5, 0.25, 0.25])
+    assert out["region"].tolist() == ["foreground", "background", "background"]
+
+
+def test_action_label_is_largest_overlap_ties_to_lowest_id() -> None:
+    clips = clips_of([("a", 0.0, 4.0), ("a", 4.0, 8.0)])
+    segments = segments_of(
+        [("a", 0.0, 1.5, 2), ("a", 1.5, 4.0, 1), ("a", 4.0, 6.0, 3), ("a", 6.0, 8.0, 0)]
+    )
+    out = label_clips(clips, segments)
+    assert out["label_id"].tolist() == [1, 0]
+    assert out["label"].tolist() == ["class1", "class0"]
+
+
+def test_background_segments_and_unannotated_videos_give_background() -> None:
+    clips = clips_of([("a", 0.0, 1.0), ("z", 0.0, 1.0)])
+    segments = segments_of([("a", 0.0, 0.4, 0)])
+    background = pd.DataFrame([("a", 0.4, 1.0, np.nan, -1, "background")], columns=segments.columns)
+    out = label_clips(clips, pd.concat([segments, background]), threshold=0.3)
+    assert out["fg_fraction"].tolist() == pytest.approx([0.4, 0.0])
+    assert out["region"].tolist() == ["foreground", "background"]
+    assert out["label_id"].tolist() == [0, -1]
+
+
+@pytest.mark.parametrize(
+    ("clip_rows", "segment_rows", "threshold", "message"),
+    [
+        ([("a", 0.0, 1.0)], [("a", 0.0, 1.0, 0)], 0.0, "threshold"),
+        ([("a", 1.0, 1.0)], [("a", 0.0, 1.0, 0)], 0.5, "'a'"),
+        ([("a", 0.0, 1.0)], [("a", 0.0, 1.0, -1)], 0.5, "without a class"),
+    ],
+)
+def test_label_errors(clip_rows, segment_rows, threshold, message) -> None:
+    with pytest.raises(EvaluationError, match=message):
+        label_clips(clips_of(clip_rows), segments_of(segment_rows), threshold)
+
+
+def test_label_missing_column_is_named() -> None:
+    clips = clips_of([("a", 0.0, 1.0)]).drop(columns="t_end")
+    with pytest.raises(EvaluationError, match="t_end"):
+        label_clips(clips, segments_of([("a", 0.0, 1.0, 0)]))
+
+
+# ---------------------------------------------------------------- metrics
+
+
+def test_foreground_metrics_hand_computed_case() -> None:
+    y = np.array([0, 0, 1, 1])
+    s = np.array([-2.0, -0.1, -0.4, 3.0])  # log-odds; > 0 predicts foreground
+    metrics = foreground_metrics(y, s)
+    assert metrics["fg_auc"] == pytest.approx(0.75)
+    assert metrics["fg_ap"] == pytest.approx(0.5 * 1.0 + 0.5 * 2 / 3)
+    assert metrics["fg_balanced_acc"] == pytest.approx(0.75)
+
+
+def test_pooled_metrics_equal_sklearn_pipeline() -> None:
+    data = make_dataset(noise=1.0)
+    result = evaluate(data)
+    labelled = label_clips(data["clips"], data["segments"]).sort_values(["video_id", "clip_index"])
+    train = labelled["video_id"].str.startswith("t").to_numpy()
+    x = np.concatenate([data["features"][v] for v in sorted(data["features"])])
+    y = (labelled["region"] == "foreground").to_numpy()
+    probe = make_pipeline(
+        StandardScaler(), LogisticRegression(class_weight="balanced", max_iter=2000)
+    ).fit(x[train], y[train])
+    score = probe.decision_function(x[~train])
+    assert result.metrics["fg_auc"] == pytest.approx(roc_auc_score(y[~train], score))
+    assert result.metrics["fg_ap"] == pytest.approx(average_precision_score(y[~train], score))
+    assert result.metrics["fg_balanced_acc"] == pytest.approx(
+        balanced_accuracy_score(y[~train], probe.predict(x[~train]))
+    )
+    assert result.scores["fg_logit"].to_numpy() == pytest.approx(score)
+    assert result.scores["fg_score"].to_numpy() == pytest.approx(
+        probe.predict_proba(x[~train])[:, 1]
+    )
+    assert 0.0 <= result.metrics["action_top1"] <= 1.0
+    assert result.counts["num_valid_clips"] == 8 * NUM_CLIPS
+
+
+def test_within_video_auc_perfect_while_pooled_auc_suffers_from_video_offsets() -> None:
+    # The fg/bg direction is consistent inside each video, but per-video offsets (std 3) dwarf it.
+    data = make_dataset(
+        num_train=30, num_valid=30, offset_scale=3.0, separation=1.0, noise=0.01, class_signal=0.0
+    )
+    result = evaluate(data)
+    assert result.metrics["within_video_auc"] == pytest.approx(1.0)
+    assert (result.per_video_auc["auc"] == 1.0).all()
+    assert result.metrics["fg_auc"] < 0.85
+    assert result.metrics["num_valid_videos_within"] == 30
+
+
+def test_action_probe_reads_the_class() -> None:
+    result = evaluate(make_dataset(noise=0.3))
+    assert result.metrics["action_top1"] > 0.9
+
+
+# ---------------------------------------------------------------- bootstrap
+
+
+def test_bootstrap_contains_mean_and_is_deterministic() -> None:
+    values = np.random.default_rng(1).uniform(0.4, 0.9, size=25)
+    first = bootstrap_mean(values, n_bootstrap=500, seed=3)
+    again = bootstrap_mean(values, n_bootstrap=500, seed=3)
+    other = bootstrap_mean(values, n_bootstrap=500, seed=4)
+    assert first.low < first.mean < first.high
+    assert first.mean == pytest.approx(values.mean())
+    assert first == again
+    assert (other.low, other.high) != (first.low, first.high)
+    assert first.num_videos == 25
+
+
+def test_bootstrap_interval_narrows_with_more_videos() -> None:
+    rng = np.random.default_rng(0)
+    few = bootstrap_mean(rng.normal(size=10), n_bootstrap=500, seed=0)
+    many = bootstrap_mean(rng.normal(size=1000), n_bootstrap=500, seed=0)
+    assert many.high - many.low < few.high - few.low
+
+
+def test_paired_bootstrap_detects_clear_improvement() -> None:
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.5, 0.8, size=30)
+    a = b + 0.05 + rng.normal(0.0, 0.02, size=30)
+    result = paired_bootstrap(a, b, n_bootstrap=1000, seed=0)
+    assert result.low > 0.0
+    assert result.mean == pytest.approx(np.mean(a - b))
+
+
+def test_paired_bootstrap_contains_zero_for_equal_encoders() -> None:
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.5, 0.8, size=30)
+    noise = rng.normal(0.0, 0.02, size=15)
+    a = b + np.concatenate([noise, -noise])  # zero-mean noise
+    result = paired_bootstrap(a, b, n_bootstrap=1000, seed=0)
+    assert result.low < 0.0 < result.high
+
+
+def test_paired_tables_align_by_video_id() -> None:
+    a = pd.DataFrame({"video_id": ["x", "y", "z"], "auc": [0.9, 0.8, 0.7]})
+    b = pd.DataFrame({"video_id": ["z", "x", "y"], "auc": [0.6, 0.8, 0.7]})
+    joined = align_per_video(a, b)
+    assert joined["video_id"].tolist() == ["x", "y", "z"]
+    assert joined["a"].to_numpy() - joined["b"].to_numpy() == pytest.approx([0.1, 0.1, 0.1])
+    result = paired_bootstrap_tables(a, b, n_bootstrap=100, seed=0)
+    assert result.mean == pytest.approx(0.1)
+
+
+def test_paired_tables_with_different_videos_fail() -> None:
+    a = pd.DataFrame({"video_id": ["x", "y"], "auc": [0.9, 0.8]})
+    b = pd.DataFrame({"video_id": ["x", "w"], "auc": [0.9, 0.8]})
+    with pytest.raises(EvaluationError, match=r"different videos.*'y'.*'w'"):
+        paired_bootstrap_tables(a, b, n_bootstrap=10, seed=0)
+    with pytest.raises(EvaluationError, match="more than once"):
+        align_per_video(pd.concat([a, a]), a)
+
+
+# ---------------------------------------------------------------- input errors
+
+
+def test_no_training_background_clip() -> None:
+    data = make_dataset()
+    train_ids = data["videos"].loc[data["videos"]["subset"] == "training", "video_id"]
+    whole = segments_of([(v, 0.0, float(NUM_CLIPS), 0) for v in train_ids])
+    data["segments"] = pd.concat([data["segments"], whole])
+    with pytest.raises(EvaluationError, match="no background clip"):
+        evaluate(data)
+
+
+def test_no_validation_video_with_both_regions() -> None:
+    data = make_dataset(num_valid=4)
+    seg = data["segments"]
+    valid = ["v012", "v013", "v014", "v015"]
+    whole = segments_of([(v, 0.0, float(NUM_CLIPS), 0) for v in valid[:2]])
+    data["segments"] = pd.concat([seg[~seg["video_id"].isin(valid)], whole])
+    with pytest.raises(EvaluationError, match="none of 4 has both"):
+        evaluate(data)
+
+
+def test_feature_length_mismatch_names_the_video() -> None:
+    data = make_dataset()
+    data["features"]["v013"] = data["features"]["v013"][:-1]
+    with pytest.raises(EvaluationError, match=r"'v013' have 19 rows .* 20 clips"):
+        evaluate(data, features_source="features/trained")
+
+
+def test_missing_features_name_the_video() -> None:
+    data = make_dataset()
+    del data["features"]["t003"]
+    with pytest.raises(EvaluationError, match=r"features/trained: no features for video 't003'"):
+        evaluate(data, features_source="features/trained")
+
+
+def test_unknown_subset_lists_the_known_ones() -> None:
+    with pytest.raises(EvaluationError, match=r"'val'.*\['training', 'validation'\]"):
+        evaluate(make_dataset(), valid_subset="val")
+
+
+# ---------------------------------------------------------------- comparison and outputs
+
+
+def test_compare_encoders_report() -> None:
+    good = make_dataset(noise=0.3, seed=0)
+    bad = make_dataset(noise=3.0, seed=0)  # same clips and labels, noisier features
+    trained, initial = evaluate(good), evaluate(bad)
+    report = compare_encoders(trained, initial, n_bootstrap=300, seed=0)
+    json.dumps(report)  # serialisable
+    assert set(report) >= {"trained", "initial", "trained_minus_initial", "clip_rule", "counts"}
+    assert set(report["trained"]) == {
+        "fg_auc", "fg_ap", "fg_balanced_acc", "within_video_auc", "within_video_auc_ci_low",
+        "within_video_auc_ci_high", "num_valid_videos_within", "action_top1",
+    }  # fmt: skip
+    diff = report["trained_minus_initial"]
+    assert diff["ci_low"] > 0.0
+    assert diff["within_video_auc"] == pytest.approx(
+        trained.metrics["within_video_auc"] - initial.metrics["within_video_auc"], abs=1e-4
+    )
+    floats = [v for section in report.values() if isinstance(section, dict)
+              for v in section.values() if isinstance(v, float)]  # fmt: skip
+    assert floats and all(round(v, 4) == v for v in floats)
+
+
+def test_compare_encoders_rejects_different_clips() -> None:
+    a = evaluate(make_dataset(seed=0))
+    b = evaluate(make_dataset(seed=1))
+    with pytest.raises(EvaluationError, match="different clips"):
+        compare_encoders(a, b, n_bootstrap=10)
+
+
+def test_roc_points_are_thinned_keeping_the_ends() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, size=3000)
+    roc = roc_points(y, rng.normal(size=3000) + y, max_points=200)
+    assert 100 < len(roc) <= 200
+    assert roc.iloc[0].tolist() == [0.0, 0.0]
+    assert roc.iloc[-1].tolist() == [1.0, 1.0]
+    assert roc["fpr"].is_monotonic_increasing
+
+
+def test_roc_table_rows_per_encoder() -> None:
+    result = evaluate(make_dataset())
+    table = roc_table({"trained": result.roc, "initial": result.roc})
+    assert table.columns.tolist() == ["encoder", "fpr", "tpr"]
+    counts = table["encoder"].value_counts().to_dict()
+    assert counts == {"trained": len(result.roc), "initial": len(result.roc)}
+
+
+def test_plot_timelines_writes_png(tmp_path) -> None:
+    data = make_dataset()
+    good, noisy = evaluate(data), evaluate(make_dataset(noise=2.0))
+    path = tmp_path / "plots" / "timelines.png"
+    chosen = plot_timelines(
+        {"trained": good.scores, "initial": noisy.scores}, data["segments"], path, num_videos=4
+    )
+    assert chosen == ["v012", "v013", "v014", "v015"]
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -1,0 +1,171 @@
+"""ActivityNet v1.3 JSON (``activity_net.v1-3.min.json``) and ActionFormer-style JSON.
+
+The label map is the taxonomy's leaves, sorted by name (the order of the official TSP label
+mapping), unless an explicit list is given; a file without a taxonomy (ActionFormer style) uses
+the labels it contains, with a warning. Test videos without annotations are kept as *unlabelled*:
+they are listed in videos.csv (features are extracted for them) but get no background segments.
+Sources are JSON paths, e.g. ``activity_net.json:database/abc/annotations/2``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from .schema import (
+    AnnotationError,
+    RawAnnotations,
+    Report,
+    choose_labels,
+    normalise_subset,
+    raw_segments_frame,
+    raw_videos_frame,
+)
+
+log = logging.getLogger(__name__)
+
+
+def parse_activitynet(
+    annotations: str | Path | Mapping[str, str | Path],
+    *,
+    labels: Sequence[str] | str | Path | None = None,
+    subset: str | None = None,
+) -> RawAnnotations:
+    """Read one ActivityNet-style JSON file.
+
+    ``subset`` must stay None: the JSON names each video's subset. Raises
+    :class:`AnnotationError` for invalid JSON or missing keys.
+    """
+    if subset is not None or isinstance(annotations, Mapping):
+        raise AnnotationError(
+            "activitynet: pass one JSON file and no subset (each video's subset is in the JSON)"
+        )
+    path = Path(annotations)
+    report = Report()
+    data = _load_json(path, report)
+    database = data.get("database") if isinstance(data, dict) else None
+    if not isinstance(database, dict):
+        raise AnnotationError(
+            f'{path}: no "database" object at the top level; an ActivityNet file looks like '
+            '{"taxonomy": [...], "database": {"<id>": {"subset": ..., "annotations": [...]}}}'
+        )
+
+    videos: dict[str, list[Any]] = {k: [] for k in ("video_id", "filename", "subset",
+                                                    "annotated_duration", "labelled", "source")}
+    segs: dict[str, list[Any]] = {k: [] for k in ("video_id", "t_start", "t_end", "label",
+                                                  "excluded", "source")}
+    for video_id, entry in database.items():
+        where = f"{path}:database/{video_id}"
+        if not isinstance(entry, dict) or "subset" not in entry:
+            raise AnnotationError(f'{where}: each video needs a "subset" key; add it')
+        annotations_list = entry.get("annotations", [])
+        if not isinstance(annotations_list, list):
+            raise AnnotationError(f'{where}/annotations: expected a list of {{"segment", "label"}}')
+        video_subset = normalise_subset(entry["subset"], where)
+        videos["video_id"].append(video_id)
+        videos["filename"].append("")
+        videos["subset"].append(video_subset)
+        videos["annotated_duration"].append(_number(entry.get("duration"), f"{where}/duration"))
+        videos["labelled"].append(video_subset != "testing" or bool(annotations_list))
+        videos["source"].append(where)
+        for k, ann in enumerate(annotations_list):
+            at = f"{where}/annotations/{k}"
+            if not isinstance(ann, dict) or "segment" not in ann or "label" not in ann:
+                raise AnnotationError(f'{at}: an annotation needs "segment" and "label"; add them')
+            segment = ann["segment"]
+            if not isinstance(segment, list | tuple) or len(segment) != 2:
+                raise AnnotationError(f"{at}/segment: expected [start, end] in seconds, "
+                                      f"got {segment!r}")
+            segs["video_id"].append(video_id)
+            segs["t_start"].append(_number(segment[0], f"{at}/segment"))
+            segs["t_end"].append(_number(segment[1], f"{at}/segment"))
+            segs["label"].append(str(ann["label"]))
+            segs["excluded"].append(False)
+            segs["source"].append(at)
+
+    segments = raw_segments_frame(segs)
+    found = _found_labels(path, data, segments["label"]) if labels is None else ([], "")
+    return RawAnnotations(
+        videos=raw_videos_frame(videos),
+        segments=segments,
+        labels=choose_labels(labels, *found, report),
+        report=report,
+    )
+
+
+def _load_json(path: Path, report: Report) -> Any:
+    """Load the file, reporting video ids the JSON lists twice (``json`` would keep the last)."""
+    duplicates: list[tuple[dict, dict[str, list[Any]]]] = []
+
+    def collect(pairs: list[tuple[str, Any]]) -> dict:
+        obj = dict(pairs)
+        if len(obj) < len(pairs):
+            values: dict[str, list[Any]] = {}
+            for key, value in pairs:
+                values.setdefault(key, []).append(value)
+            duplicates.append((obj, {k: v for k, v in values.items() if len(v) > 1}))
+        return obj
+
+    try:
+        with path.open() as f:
+            data = json.load(f, object_pairs_hook=collect)
+    except FileNotFoundError:
+        raise AnnotationError(f"{path}: annotation file not found; fix the path") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        where = f"line {err.lineno}, column {err.colno}" if isinstance(
+            err, json.JSONDecodeError) else "encoding"
+        raise AnnotationError(
+            f"{path}: {where}: not valid JSON ({err}); expected the ActivityNet v1.3 JSON "
+            "(activity_net.v1-3.min.json)"
+        ) from None
+
+    database = data.get("database") if isinstance(data, dict) else None
+    for obj, dup in duplicates:
+        if obj is not database:
+            raise AnnotationError(
+                f"{path}: keys {sorted(dup)} appear twice in one JSON object (JSON keeps only "
+                "the last); remove the copies"
+            )
+        for video_id, values in dup.items():
+            where = f"{path}:database/{video_id}"
+            if all(v == values[0] for v in values):
+                report.add(video_id=video_id, issue="duplicate_video", action="merged",
+                           detail=f"listed {len(values)} times with identical content; kept one",
+                           source=where)
+            else:
+                del database[video_id]
+                report.add(video_id=video_id, issue="duplicate_video", action="skipped",
+                           detail=f"listed {len(values)} times with different content; keep "
+                                  "one entry per id", source=where)
+    return data
+
+
+def _number(value: Any, where: str) -> float:
+    """A time or duration: None is unknown (NaN, reported later); text that is no number fails."""
+    if value is None:
+        return math.nan
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise AnnotationError(f"{where}: {value!r} is not a number of seconds; fix it") from None
+
+
+def _found_labels(path: Path, data: dict, used: Any) -> tuple[list[str], str]:
+    """The taxonomy's leaves, or (no taxonomy, e.g. ActionFormer style) the labels used."""
+    taxonomy = data.get("taxonomy")
+    if taxonomy is None:
+        log.warning("%s: no taxonomy; using the labels that occur in the file", path)
+        return sorted(set(used)), "labels used in the file (no taxonomy)"
+    try:
+        parents = {node["parentId"] for node in taxonomy}
+        leaves = {node["nodeName"] for node in taxonomy if node["nodeId"] not in parents}
+    except (TypeError, KeyError) as err:
+        raise AnnotationError(
+            f"{path}: taxonomy: every node needs nodeId, nodeName and parentId (missing {err}); "
+            "fix the taxonomy or pass an explicit label list"
+        ) from None
+    return sorted(leaves), "taxonomy leaves"

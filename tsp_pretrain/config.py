@@ -1,0 +1,274 @@
+"""Typed view of ``params.yaml``.
+
+Every section of ``params.yaml`` has one pydantic model here. Models forbid unknown keys and
+check types, so a typo such as ``decode.worker: 4`` fails at load time with the key's dotted name
+instead of being silently ignored. Models are frozen: derived values are properties, computed in
+one place, never written back.
+
+Stages call :func:`load_params` once and read only the sections they declare in ``dvc.yaml``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A params file that cannot be used; the message names the file, the key and the problem."""
+
+
+class Section(BaseModel):
+    """Base of every params section: unknown keys are errors, values are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DemoParams(Section):
+    """The built-in synthetic dataset (see :mod:`tsp_pretrain.demo`)."""
+
+    seed: int = Field(0, ge=0)
+    num_train_videos: int = Field(40, ge=1)
+    num_valid_videos: int = Field(24, ge=1)
+    num_empty_videos: int = Field(3, ge=0, description="videos without any action, per subset")
+    min_duration: float = Field(20.0, gt=0)
+    max_duration: float = Field(40.0, gt=0)
+    fps: int = Field(30, ge=1)
+    size: int = Field(64, ge=16, description="frame width and height in pixels (even)")
+    trimmed_per_class: int = Field(
+        24, ge=2, description="trimmed clips per class (pretraining); >= 2: training and validation"
+    )
+    trimmed_duration: float = Field(3.0, gt=0)
+    trimmed_valid_fraction: float = Field(
+        0.2, gt=0, lt=1, description="share of each class's trimmed clips put in validation"
+    )
+    max_segments: int = Field(3, ge=1, description="actions per non-empty video: 1..max_segments")
+    min_segment: float = Field(3.0, gt=0, description="shortest action segment (seconds)")
+    max_segment: float = Field(10.0, gt=0, description="longest action segment (seconds)")
+    min_gap: float = Field(
+        2.0, gt=0, description="shortest background between actions, and at a video's free ends"
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> DemoParams:
+        if self.min_duration > self.max_duration:
+            raise ValueError("min_duration must not exceed max_duration")
+        if self.size % 2:
+            raise ValueError("size must be even (libx264 with yuv420p refuses odd sizes)")
+        if self.num_empty_videos >= min(self.num_train_videos, self.num_valid_videos):
+            raise ValueError(
+                "num_empty_videos must be smaller than the number of videos per subset"
+            )
+        if self.min_segment > self.max_segment:
+            raise ValueError("min_segment must not exceed max_segment")
+        if self.min_segment + 2 * self.min_gap > self.min_duration:
+            raise ValueError(
+                "min_duration must hold one action plus background on both sides "
+                "(min_segment + 2 * min_gap)"
+            )
+        return self
+
+
+AnnotationFormat = Literal["activitynet", "tsp_csv", "thumos14"]
+
+
+class DatasetParams(Section):
+    """Where one dataset's annotations and video files are, and in which format.
+
+    ``annotations`` is the ActivityNet JSON file, the THUMOS14 annotation folder, or for
+    ``tsp_csv`` the folder holding the CSV tables, with ``csv_files`` naming one per subset
+    (e.g. ``{training: activitynet_v1-3_train_tsp_groundtruth.csv}``).
+    """
+
+    format: AnnotationFormat
+    annotations: str = Field(description="annotation file or folder (a dvc dependency)")
+    videos: str = Field(description="folder holding the video files")
+    csv_files: dict[str, str] | None = Field(None, description="tsp_csv only: subset -> CSV name")
+    labels: str | None = Field(None, description="optional label map: JSON list of class names")
+    train_subset: str = "training"
+    valid_subset: str = "validation"
+
+    @model_validator(mode="after")
+    def _check_csv_files(self) -> DatasetParams:
+        if (self.format == "tsp_csv") != (self.csv_files is not None):
+            raise ValueError("csv_files is required for format tsp_csv and only allowed there")
+        return self
+
+    def annotation_source(self) -> str | dict[str, str]:
+        """What the format's parser takes: a path, or for tsp_csv {subset: csv path}."""
+        if self.csv_files is None:
+            return self.annotations
+        return {subset: str(Path(self.annotations) / name)
+                for subset, name in self.csv_files.items()}
+
+
+class AnnotationParams(Section):
+    """How raw annotations become canonical segment tables."""
+
+    min_background: float = Field(
+        1.0, ge=0, description="background gaps shorter than this (seconds) are dropped"
+    )
+    duration_tolerance: float = Field(
+        1.0, ge=0, description="report annotation/file durations that differ by more (seconds)"
+    )
+    workers: int = Field(4, ge=1, description="threads probing video files")
+
+
+class DecodeParams(Section):
+    """Frame decoding into the per-video frame store."""
+
+    short_side: int = Field(128, ge=8, description="frames are resized so the short side is this")
+    store: Literal["npy", "mp4"] = "npy"
+    workers: int = Field(2, ge=1)
+
+
+class EncoderParams(Section):
+    """Which backbone, and how it is initialised before TSP/TAC training."""
+
+    backbone: str = Field("r2plus1d_tiny", description="a name in tsp_pretrain.models.registry")
+    weights: str = Field(
+        "demo-tac",
+        description="KINETICS400_V1 (torchvision weights name), a checkpoint path, "
+        "demo-tac (action pretraining on the demo's trimmed clips) or none",
+    )
+
+
+class TransformParams(Section):
+    """Clip transforms shared by training (random crop + flip) and extraction (centre crop)."""
+
+    crop_size: int = Field(112, ge=8, description="square crop from the stored frames")
+
+
+class OptimParams(Section):
+    """SGD with three parameter groups and the recipe's warm-up + step schedule.
+
+    Schedules are in epochs and applied per iteration; learning rates are per group.
+    """
+
+    epochs: int = Field(8, ge=1)
+    batch_size: int = Field(16, ge=1)
+    clips_per_segment: int = Field(5, ge=1, description="clips drawn per segment per epoch")
+    lr_stem: float = Field(0.0, ge=0, description="0 freezes the stem")
+    lr_backbone: float = Field(1e-4, ge=0)
+    lr_heads: float = Field(2e-3, ge=0)
+    momentum: float = Field(0.9, ge=0)
+    weight_decay: float = Field(0.005, ge=0)
+    warmup_epochs: float = Field(2.0, ge=0)
+    warmup_factor: float = Field(1e-5, gt=0, le=1)
+    lr_milestones: tuple[int, ...] = Field((4, 6), description="epochs at which lr is multiplied")
+    lr_gamma: float = Field(0.01, gt=0)
+    workers: int = Field(0, ge=0, description="DataLoader worker processes")
+    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    amp: bool = Field(True, description="mixed precision (CUDA only)")
+
+    @model_validator(mode="after")
+    def _check_milestones(self) -> OptimParams:
+        if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
+            raise ValueError("lr_milestones must be strictly increasing")
+        return self
+
+
+class PretrainParams(OptimParams):
+    """Action pretraining on the demo's trimmed clips (``encoder.weights: demo-tac`` only).
+
+    It has its own seed so that changing the top-level ``seed`` (the fine-tuning seed) reuses
+    the same initial encoder, as a Kinetics checkpoint would be reused.
+    """
+
+    seed: int = 0
+
+
+class TrainParams(OptimParams):
+    """TSP/TAC fine-tuning on the target dataset (objective and gvf are top-level keys)."""
+
+    alpha_action: float = Field(1.0, ge=0)
+    alpha_region: float = Field(1.0, ge=0)
+    gvf_pool: Literal["max", "avg"] = "max"
+
+
+class ExtractParams(Section):
+    """Sliding-window feature extraction."""
+
+    stride: int = Field(16, ge=1, description="frames between clip starts")
+    batch_size: int = Field(32, ge=1)
+    device: str = "auto"
+
+
+class EvaluateParams(Section):
+    """Foreground/background separability probes."""
+
+    fg_threshold: float = Field(0.5, gt=0, le=1, description="fg fraction making a clip fg")
+    n_bootstrap: int = Field(1000, ge=100)
+    num_timeline_videos: int = Field(4, ge=1)
+
+
+class Params(Section):
+    """The whole ``params.yaml``."""
+
+    clip_len: int = Field(16, ge=1, description="frames per clip")
+    frame_rate: float = Field(15.0, gt=0, description="clips are sampled at this fps")
+    gvf: bool = True
+    objective: Literal["tsp", "tac"] = "tsp"
+    seed: int = 0
+    demo: DemoParams = DemoParams()
+    datasets: dict[str, DatasetParams] = Field(default_factory=dict)
+    annotations: AnnotationParams = AnnotationParams()
+    decode: DecodeParams = DecodeParams()
+    transform: TransformParams = TransformParams()
+    encoder: EncoderParams = EncoderParams()
+    pretrain: PretrainParams = PretrainParams()
+    train: TrainParams = TrainParams()
+    extract: ExtractParams = ExtractParams()
+    evaluate: EvaluateParams = EvaluateParams()
+
+    @property
+    def clip_seconds(self) -> float:
+        """Duration covered by one clip; segments shorter than this cannot hold a clip."""
+        return self.clip_len / self.frame_rate
+
+    def dataset(self, name: str) -> DatasetParams:
+        """The named dataset, or an error listing the names that exist."""
+        try:
+            return self.datasets[name]
+        except KeyError:
+            known = ", ".join(sorted(self.datasets)) or "(none)"
+            raise ConfigError(
+                f"params: no dataset named {name!r} under 'datasets' (known: {known})"
+            ) from None
+
+
+def _format_errors(path: Path, err: ValidationError) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            lines.append(f"  {key}: unknown key (a typo? remove it or fix its name)")
+        else:
+            lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
+    return f"{path}: invalid parameters:\n" + "\n".join(lines)
+
+
+def parse_params(data: dict, source: str | Path = "params.yaml") -> Params:
+    """Validate an already-loaded params mapping."""
+    try:
+        return Params.model_validate(data or {})
+    except ValidationError as err:
+        raise ConfigError(_format_errors(Path(source), err)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Load and validate ``params.yaml``; raises :class:`ConfigError` naming the bad keys."""
+    path = Path(path)
+    try:
+        with path.open() as f:
+            data = yaml.safe_load(f)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found (run from the repository root)") from None
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {err}") from None
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level")
+    return parse_params(data, path)

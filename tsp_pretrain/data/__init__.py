@@ -1,0 +1,1 @@
+"""Clip sampling, transforms and the clip dataset shared by pretraining, training and extraction."""

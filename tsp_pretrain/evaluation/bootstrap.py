@@ -1,0 +1,122 @@
+"""Bootstrap intervals over videos.
+
+Clips of one video are strongly correlated, so the unit of resampling is the video: a mean of
+per-video values, resampled with replacement, with a percentile interval. The paired version
+resamples the *differences* of two encoders on the same videos, which removes the large
+video-to-video variation that both share (hard videos are hard for both).
+
+Plain numpy rather than ``scipy.stats.bootstrap``: the percentile interval is defined with a few
+lines here, it stays finite with one video or constant values (where BCa returns NaN), and the
+resampling is chunked so that thousands of videos times thousands of resamples fit in memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from tsp_pretrain.evaluation.errors import EvaluationError
+
+_CHUNK_ELEMENTS = 1 << 22
+
+
+@dataclass(frozen=True)
+class Interval:
+    """Observed mean over videos and the bootstrap percentile interval around it."""
+
+    mean: float
+    low: float
+    high: float
+    num_videos: int
+
+
+def bootstrap_mean(
+    values: np.ndarray, *, n_bootstrap: int, seed: int, confidence: float = 0.95
+) -> Interval:
+    """Mean of ``values`` (one per video) with a percentile bootstrap interval; seeded."""
+    values = np.asarray(values, dtype=float)
+    if values.ndim != 1 or len(values) == 0:
+        raise EvaluationError(
+            f"bootstrap: need a non-empty 1-D array of per-video values, got shape {values.shape}"
+        )
+    if not np.isfinite(values).all():
+        raise EvaluationError("bootstrap: per-video values contain NaN or inf")
+    if n_bootstrap < 1:
+        raise EvaluationError(f"bootstrap: n_bootstrap must be at least 1, got {n_bootstrap}")
+    if not 0.0 < confidence < 1.0:
+        raise EvaluationError(f"bootstrap: confidence must be in (0, 1), got {confidence}")
+    rng = np.random.default_rng(seed)
+    n = len(values)
+    per_chunk = max(1, _CHUNK_ELEMENTS // n)
+    means = np.empty(n_bootstrap)
+    for start in range(0, n_bootstrap, per_chunk):
+        stop = min(start + per_chunk, n_bootstrap)
+        means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    alpha = 1.0 - confidence
+    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
+    return Interval(float(values.mean()), float(low), float(high), n)
+
+
+def paired_bootstrap(
+    a: np.ndarray, b: np.ndarray, *, n_bootstrap: int, seed: int, confidence: float = 0.95
+) -> Interval:
+    """Mean of ``a - b`` over videos (same order in both) with a paired bootstrap interval."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a.shape != b.shape:
+        raise EvaluationError(f"paired bootstrap: shapes differ ({a.shape} vs {b.shape})")
+    return bootstrap_mean(a - b, n_bootstrap=n_bootstrap, seed=seed, confidence=confidence)
+
+
+def align_per_video(
+    table_a: pd.DataFrame, table_b: pd.DataFrame, value: str = "auc"
+) -> pd.DataFrame:
+    """Join two per-video tables on ``video_id``: columns video_id, a, b, sorted by video_id.
+
+    Both must hold exactly the same videos, once each: a paired comparison over different video
+    sets would compare different things. The error lists a few ids on either side.
+    """
+    for name, table in (("first", table_a), ("second", table_b)):
+        for column in ("video_id", value):
+            if column not in table.columns:
+                raise EvaluationError(f"per-video table ({name}) lacks column {column!r}")
+        dup = table["video_id"][table["video_id"].duplicated()]
+        if len(dup):
+            raise EvaluationError(
+                f"per-video table ({name}) lists video(s) more than once: {sorted(set(dup))[:5]}"
+            )
+    ids_a = set(table_a["video_id"].astype(str))
+    ids_b = set(table_b["video_id"].astype(str))
+    if ids_a != ids_b:
+        raise EvaluationError(
+            "per-video tables cover different videos "
+            f"({len(ids_a - ids_b)} only in the first, e.g. {sorted(ids_a - ids_b)[:5]}; "
+            f"{len(ids_b - ids_a)} only in the second, e.g. {sorted(ids_b - ids_a)[:5]}); "
+            "compare runs evaluated on the same validation videos and clip rule"
+        )
+    left = table_a[["video_id", value]].assign(video_id=table_a["video_id"].astype(str))
+    right = table_b[["video_id", value]].assign(video_id=table_b["video_id"].astype(str))
+    joined = left.merge(right, on="video_id", suffixes=("_a", "_b"))
+    joined = joined.rename(columns={f"{value}_a": "a", f"{value}_b": "b"})
+    return joined.sort_values("video_id", ignore_index=True)
+
+
+def paired_bootstrap_tables(
+    table_a: pd.DataFrame,
+    table_b: pd.DataFrame,
+    *,
+    n_bootstrap: int,
+    seed: int,
+    value: str = "auc",
+    confidence: float = 0.95,
+) -> Interval:
+    """Paired bootstrap of ``a - b`` for two per-video tables (e.g. two experiments' CSVs)."""
+    joined = align_per_video(table_a, table_b, value)
+    return paired_bootstrap(
+        joined["a"].to_numpy(),
+        joined["b"].to_numpy(),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+        confidence=confidence,
+    )

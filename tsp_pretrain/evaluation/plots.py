@@ -1,0 +1,96 @@
+"""Plot data and figures: ROC rows for ``dvc plots`` and a timeline PNG of probe scores.
+
+Figures are drawn on a bare :class:`matplotlib.figure.Figure` (rendered by Agg when saved as PNG),
+never through ``pyplot``, so nothing depends on a display or on global pyplot state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
+
+from tsp_pretrain.evaluation.clip_labels import merge_intervals
+from tsp_pretrain.evaluation.errors import EvaluationError
+
+DECIMALS = 4
+
+
+def roc_table(rocs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows ``encoder, fpr, tpr`` for every encoder's ROC (``EncoderEvaluation.roc``), rounded.
+
+    Written as CSV it is a DVC plot with ``x: fpr``, ``y: tpr`` and one line per encoder.
+    """
+    frames = [roc[["fpr", "tpr"]].assign(encoder=name) for name, roc in rocs.items()]
+    if not frames:
+        raise EvaluationError("roc_table: no encoder given")
+    table = pd.concat(frames, ignore_index=True)[["encoder", "fpr", "tpr"]]
+    return table.round({"fpr": DECIMALS, "tpr": DECIMALS})
+
+
+def timeline_videos(scores: pd.DataFrame, num_videos: int = 4) -> list[str]:
+    """The first ``num_videos`` validation videos (by id) that have both regions."""
+    regions = scores.groupby("video_id")["region"].agg(
+        lambda r: set(r) >= {"foreground", "background"}
+    )
+    return sorted(str(v) for v in regions[regions].index)[:num_videos]
+
+
+def plot_timelines(
+    scores: Mapping[str, pd.DataFrame],
+    segments: pd.DataFrame,
+    path: str | Path,
+    num_videos: int = 4,
+) -> list[str]:
+    """Draw each encoder's foreground probability over time against ground-truth action spans.
+
+    ``scores`` maps encoder name to its ``EncoderEvaluation.scores``. Videos are chosen by
+    :func:`timeline_videos` from the first encoder's table; each panel's title gives the
+    within-video AUC per encoder. Writes a PNG to ``path`` and returns the video ids drawn.
+    """
+    if not scores:
+        raise EvaluationError("plot_timelines: no encoder scores given")
+    first = next(iter(scores.values()))
+    chosen = timeline_videos(first, num_videos)
+    if not chosen:
+        raise EvaluationError(
+            "plot_timelines: no validation video has both foreground and background"
+        )
+    fig = Figure(figsize=(10, 2.3 * len(chosen) + 0.6), layout="constrained")
+    axes = fig.subplots(len(chosen), 1, squeeze=False)[:, 0]
+    fg_segments = segments[segments["region"] == "foreground"]
+    for ax, vid in zip(axes, chosen, strict=True):
+        spans = fg_segments.loc[fg_segments["video_id"].astype(str) == vid, ["t_start", "t_end"]]
+        for i, (start, end) in enumerate(merge_intervals(spans.to_numpy())):
+            ax.axvspan(
+                start,
+                end,
+                color="tab:green",
+                alpha=0.2,
+                lw=0,
+                label="ground-truth action" if i == 0 else None,
+            )
+        aucs = []
+        for name, table in scores.items():
+            clips = table[table["video_id"].astype(str) == vid].sort_values("clip_index")
+            if clips.empty:
+                raise EvaluationError(f"plot_timelines: encoder {name!r} has no scores for {vid!r}")
+            centre = (clips["t_start"] + clips["t_end"]).to_numpy() / 2
+            ax.plot(centre, clips["fg_score"], lw=1.4, label=name)
+            auc = roc_auc_score(clips["region"] == "foreground", clips["fg_logit"])
+            aucs.append(f"{name} {auc:.2f}")
+        ax.axhline(0.5, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(-0.03, 1.03)
+        ax.set_xlim(0, float(np.max(first.loc[first["video_id"].astype(str) == vid, "t_end"])))
+        ax.set_ylabel("P(foreground)")
+        ax.set_title(f"{vid}   within-video AUC: " + ", ".join(aucs), fontsize=10, loc="left")
+    axes[-1].set_xlabel("time (s)")
+    axes[0].legend(loc="upper right", fontsize=8, ncols=len(scores) + 1, framealpha=0.9)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    return chosen

@@ -1,0 +1,1 @@
+"""Sliding-window feature extraction, the feature folder format, and global video features."""

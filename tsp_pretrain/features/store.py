@@ -1,0 +1,69 @@
+"""The feature folder: one ``T x F`` float32 ``.npy`` per video, a clips table, an index.
+
+Layout (what downstream localisers such as ActionFormer read, one file per video)::
+
+    <dir>/<file stem>.npy   features, one row per clip (the stem is the video file's, e.g. v_<id>)
+    <dir>/clips.csv         video_id, clip_index, start_frame, t_start, t_end
+    <dir>/index.json        settings (encoder digest, clip_len, stride, frame_rate) and, per video,
+                            the feature file and its number of clips
+
+A video is extracted once per settings: a resumed run skips videos already in the index with the
+same settings; any change of settings empties the folder first.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+INDEX_FILE = "index.json"
+CLIPS_FILE = "clips.csv"
+
+
+class FeatureIndex:
+    """Settings and per-video entries of a feature folder, written atomically."""
+
+    def __init__(self, root: str | Path, settings: dict) -> None:
+        self.root = Path(root)
+        self.settings = settings
+        self.videos: dict[str, dict] = {}
+        path = self.root / INDEX_FILE
+        if path.is_file():
+            with path.open() as f:
+                data = json.load(f)
+            if data.get("settings") == settings:
+                self.videos = {
+                    vid: entry for vid, entry in data["videos"].items()
+                    if (self.root / entry["file"]).is_file()
+                }
+
+    def save(self) -> None:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / (INDEX_FILE + ".tmp")
+        with tmp.open("w") as f:
+            json.dump({"settings": self.settings, "videos": self.videos}, f, indent=1,
+                      sort_keys=True)
+        os.replace(tmp, self.root / INDEX_FILE)
+
+
+def write_features(path: Path, features: np.ndarray) -> None:
+    """Save one video's features atomically."""
+    tmp = path.with_suffix(".tmp.npy")
+    np.save(tmp, features.astype(np.float32, copy=False))
+    os.replace(tmp, path)
+
+
+def load_features(root: str | Path) -> tuple[dict[str, np.ndarray], pd.DataFrame]:
+    """All features of a folder by video id, and its clips table."""
+    root = Path(root)
+    index_path = root / INDEX_FILE
+    if not index_path.is_file():
+        raise FileNotFoundError(f"{root}: no {INDEX_FILE}; run the extraction stage first")
+    with index_path.open() as f:
+        entries = json.load(f)["videos"]
+    clips = pd.read_csv(root / CLIPS_FILE, dtype={"video_id": str})
+    return {vid: np.load(root / e["file"]) for vid, e in entries.items()}, clips

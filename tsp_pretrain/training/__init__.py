@@ -1,0 +1,1 @@
+"""TSP/TAC training: schedule, checkpoints and the epoch loop (shared by pretraining)."""

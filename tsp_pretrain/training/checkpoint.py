@@ -1,0 +1,83 @@
+"""Epoch checkpoints that make an interrupted training run resumable.
+
+A checkpoint holds model, optimizer, scheduler and AMP-scaler state, the last finished epoch and
+a *fingerprint* of everything the run depends on (its params, the initial encoder and the
+annotations). A checkpoint whose fingerprint differs belongs to another run and is never resumed
+(it is reported and replaced). Encoders for extraction are saved without heads, with the
+backbone name and feature size, so they load without the training code's params.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+log = logging.getLogger(__name__)
+
+
+def file_digest(path: str | Path) -> str:
+    """SHA-256 of a file's bytes (first 16 hex digits)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:16]
+
+
+def fingerprint(**parts: Any) -> str:
+    """A stable hash of JSON-serialisable parts (params dicts, file digests)."""
+    text = json.dumps(parts, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def save_atomic(obj: Any, path: str | Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def load_resumable(path: str | Path, expected_fingerprint: str) -> dict | None:
+    """The checkpoint at ``path`` if it belongs to this run, else ``None`` (logged)."""
+    path = Path(path)
+    if not path.is_file():
+        return None
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if state.get("fingerprint") != expected_fingerprint:
+        log.warning("%s belongs to another run (params or inputs changed): starting afresh", path)
+        return None
+    log.info("resuming from %s (epoch %d finished)", path, state["epoch"])
+    return state
+
+
+def save_encoder(path: str | Path, backbone: torch.nn.Module, *, backbone_name: str,
+                 feature_dim: int, info: dict) -> None:
+    """The encoder alone (no heads): what extraction and the GVF need.
+
+    The state dict sits under ``"model"`` with torchvision's own key names, so the file is also a
+    valid ``encoder.weights`` path for another experiment.
+    """
+    save_atomic(
+        {"backbone": backbone_name, "feature_dim": feature_dim,
+         "model": backbone.state_dict(), "info": info},
+        path,
+    )
+
+
+def load_encoder_file(path: str | Path) -> dict:
+    """Read a file written by :func:`save_encoder`; errors name the file and the fix."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: encoder file missing; run `dvc repro` to produce it")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(state, dict) or "model" not in state or "backbone" not in state:
+        raise ValueError(f"{path}: not an encoder file written by this project (save_encoder)")
+    return state

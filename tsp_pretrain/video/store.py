@@ -1,0 +1,262 @@
+"""The frame store: every video decoded once, at ``frame_rate`` and a fixed size, one file per video.
+
+Training reads random clips from it; feature extraction reads it front to back. Two formats share
+one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-store.md``):
+
+- ``npy``: raw uint8 ``T x H x W x 3`` arrays, memory-mapped. A random clip is a slice: hundreds of
+  times faster than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for
+  the demo and for any dataset whose decoded size fits on disk.
+- ``mp4``: H.264 re-encode with a short keyframe interval (``keyint``), so a random clip needs at
+  most ``keyint`` frames of decoding after a seek. 20-50x smaller on disk; for ActivityNet-sized data.
+
+``index.json`` beside the files records, per video, the settings it was decoded with and its frame
+count; it is what makes the decode stage resumable and what readers trust for ``num_frames``.
+
+Clips that run past the end of a video are padded by repeating the last frame (the official TSP
+loader crashed on such clips near video ends; here they are legal and documented).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import torch
+
+INDEX_FILE = "index.json"
+MP4_KEYINT = 16
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """Everything that determines a stored video's content; a change means re-decoding."""
+
+    frame_rate: float
+    short_side: int
+    store: str  # "npy" or "mp4"
+
+    @property
+    def suffix(self) -> str:
+        return f".{self.store}"
+
+
+@dataclass(frozen=True)
+class StoredVideo:
+    """One index entry: where a decoded video is and what it holds."""
+
+    video_id: str
+    file: str
+    num_frames: int
+    height: int
+    width: int
+    source: str
+    source_bytes: int
+    settings: StoreSettings
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @staticmethod
+    def from_json(data: dict) -> StoredVideo:
+        return StoredVideo(**{**data, "settings": StoreSettings(**data["settings"])})
+
+
+class FrameStoreError(RuntimeError):
+    """A store that is missing, inconsistent, or lacks a requested video."""
+
+
+def read_index(root: str | Path) -> dict[str, StoredVideo]:
+    """Entries of ``root/index.json`` by video id; empty when the store does not exist yet."""
+    path = Path(root) / INDEX_FILE
+    if not path.is_file():
+        return {}
+    with path.open() as f:
+        data = json.load(f)
+    return {vid: StoredVideo.from_json(entry) for vid, entry in data["videos"].items()}
+
+
+def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
+    """Atomically replace the index, so an interrupted run never leaves a half-written one."""
+    root = Path(root)
+    tmp = root / (INDEX_FILE + ".tmp")
+    with tmp.open("w") as f:
+        json.dump(
+            {"videos": {vid: entries[vid].to_json() for vid in sorted(entries)}}, f, indent=1
+        )
+    os.replace(tmp, root / INDEX_FILE)
+
+
+# --------------------------------------------------------------------------------------- writers
+
+
+def write_npy(path: Path, frames: Iterator[np.ndarray]) -> tuple[int, int, int]:
+    """Stream frames into a ``.npy`` file without holding the whole video in memory.
+
+    Frames go to a raw temporary file first (the count is unknown until decoding ends), then into
+    the final array through a memory map. Returns (num_frames, height, width).
+    """
+    raw = path.with_suffix(".raw.tmp")
+    count, shape = 0, None
+    with raw.open("wb") as f:
+        for frame in frames:
+            if shape is None:
+                shape = frame.shape
+            f.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
+            count += 1
+    if shape is None:
+        raw.unlink()
+        raise FrameStoreError(f"{path.name}: no frame decoded")
+    data = np.memmap(raw, dtype=np.uint8, mode="r", shape=(count, *shape))
+    tmp = path.with_suffix(".npy.tmp")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, *shape))
+    for start in range(0, count, 256):
+        out[start : start + 256] = data[start : start + 256]
+    out.flush()
+    del out, data
+    raw.unlink()
+    os.replace(tmp, path)
+    return count, shape[0], shape[1]
+
+
+def write_mp4(path: Path, frames: Iterator[np.ndarray], frame_rate: float) -> tuple[int, int, int]:
+    """Re-encode frames as H.264 with keyframes every :data:`MP4_KEYINT` frames (pts = index)."""
+    tmp = path.with_suffix(".tmp.mp4")
+    count, shape = 0, None
+    rate = Fraction(frame_rate).limit_denominator(1001)
+    with av.open(str(tmp), "w") as container:
+        stream = container.add_stream("libx264", rate=rate)
+        stream.pix_fmt = "yuv420p"
+        stream.time_base = 1 / rate
+        stream.options = {
+            "crf": "18",
+            "preset": "veryfast",
+            "x264-params": f"keyint={MP4_KEYINT}:min-keyint={MP4_KEYINT}:scenecut=0:bframes=0",
+        }
+        for frame in frames:
+            if shape is None:
+                shape = frame.shape
+                stream.height, stream.width = shape[:2]
+            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
+            video_frame.pts = count
+            for packet in stream.encode(video_frame):
+                container.mux(packet)
+            count += 1
+        if shape is None:
+            raise FrameStoreError(f"{path.name}: no frame decoded")
+        for packet in stream.encode():
+            container.mux(packet)
+    os.replace(tmp, path)
+    return count, shape[0], shape[1]
+
+
+# --------------------------------------------------------------------------------------- readers
+
+
+def _pad_indices(start: int, length: int, num_frames: int) -> np.ndarray:
+    if start < 0:
+        raise ValueError(f"clip start must be >= 0, got {start}")
+    return np.minimum(np.arange(start, start + length), num_frames - 1)
+
+
+class StoredFrames:
+    """Random and sequential access to one stored video."""
+
+    def __init__(self, path: Path, entry: StoredVideo) -> None:
+        self.path = path
+        self.entry = entry
+        self._array: np.ndarray | None = None
+
+    @property
+    def num_frames(self) -> int:
+        return self.entry.num_frames
+
+    def read_clip(self, start: int, length: int) -> torch.Tensor:
+        """Frames ``start .. start+length-1`` as uint8 ``T x H x W x 3``.
+
+        Indices past the last frame repeat the last frame, so every clip has ``length`` frames.
+        """
+        idx = _pad_indices(start, length, self.num_frames)
+        if self.entry.settings.store == "npy":
+            if self._array is None:
+                self._array = np.load(self.path, mmap_mode="r")
+            clip = np.ascontiguousarray(self._array[idx])
+        else:
+            frames = self._decode_range(int(idx[0]), int(idx[-1]) + 1)
+            clip = frames[idx - idx[0]]
+        return torch.from_numpy(clip)
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """Every frame in order, each decoded or read once (for sliding-window extraction)."""
+        if self.entry.settings.store == "npy":
+            array = np.load(self.path, mmap_mode="r")
+            for start in range(0, len(array), 256):
+                yield from np.asarray(array[start : start + 256])
+        else:
+            with av.open(str(self.path)) as container:
+                for frame in container.decode(video=0):
+                    yield frame.to_ndarray(format="rgb24")
+
+    def _decode_range(self, first: int, stop: int) -> np.ndarray:
+        rate = self.entry.settings.frame_rate
+        out = []
+        with av.open(str(self.path)) as container:
+            stream = container.streams.video[0]
+            target = int(first / rate / stream.time_base)
+            container.seek(target, stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                index = round(frame.time * rate)
+                if index < first:
+                    continue
+                if index >= stop:
+                    break
+                out.append(frame.to_ndarray(format="rgb24"))
+        if len(out) != stop - first:
+            raise FrameStoreError(
+                f"{self.path}: expected frames {first}..{stop - 1}, decoded {len(out)}; "
+                "the store is corrupt: delete the file and re-run the decode stage"
+            )
+        return np.stack(out)
+
+
+class FrameStore:
+    """A decoded dataset: ``index.json`` plus one file per video."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if not (self.root / INDEX_FILE).is_file():
+            raise FrameStoreError(
+                f"{self.root}: no {INDEX_FILE}; run the decode stage (dvc repro) first"
+            )
+        self.entries = read_index(self.root)
+        self._opened: dict[str, StoredFrames] = {}
+
+    @property
+    def video_ids(self) -> list[str]:
+        return sorted(self.entries)
+
+    def __contains__(self, video_id: str) -> bool:
+        return video_id in self.entries
+
+    def open(self, video_id: str) -> StoredFrames:
+        """The video's frames; opened files (npy memory maps) are kept for the next clip."""
+        if video_id in self._opened:
+            return self._opened[video_id]
+        try:
+            entry = self.entries[video_id]
+        except KeyError:
+            raise FrameStoreError(
+                f"{self.root}: video {video_id!r} is not in the store (skipped at decoding? "
+                "see the decode report)"
+            ) from None
+        self._opened[video_id] = StoredFrames(self.root / entry.file, entry)
+        return self._opened[video_id]
+
+    def read_clip(self, video_id: str, start: int, length: int) -> torch.Tensor:
+        """Shortcut for ``open(video_id).read_clip(start, length)``."""
+        return self.open(video_id).read_clip(start, length)
