@@ -27,18 +27,19 @@ def main() -> None:
     parser.add_argument("--annotations", type=Path, required=True, help="pretrain tables folder")
     parser.add_argument("--frames", type=Path, required=True, help="pretrain frame store")
     parser.add_argument("--out", type=Path, required=True, help="initial encoder file")
-    parser.add_argument("--workdir", type=Path, required=True, help="checkpoint + dvclive logs")
+    parser.add_argument("--checkpoint", type=Path, required=True, help="pretraining checkpoint")
+    parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
     args = parser.parse_args()
     log = setup_logging("init_encoder")
     params = load_params()
     enc = params.encoder
-    args.workdir.mkdir(parents=True, exist_ok=True)
 
     if enc.weights != "demo-tac":
         encoder = build_encoder(enc.backbone, enc.weights)
         save_encoder(args.out, encoder.module, backbone_name=enc.backbone,
                      feature_dim=encoder.feature_dim, info={"weights": enc.weights})
-        with (args.workdir / "metrics.json").open("w") as f:
+        args.live.mkdir(parents=True, exist_ok=True)
+        with (args.live / "metrics.json").open("w") as f:
             json.dump({"pretraining": f"not run: encoder.weights is {enc.weights}"}, f)
         log.info("initial encoder %s with weights %s -> %s", enc.backbone, enc.weights, args.out)
         return
@@ -57,7 +58,7 @@ def main() -> None:
         frames=file_digest(args.frames / "index.json"),
     )
     metrics = train(model, data, params.pretrain, crop_size=params.transform.crop_size,
-                    checkpoint=args.workdir / "checkpoint.pt", live_dir=args.workdir,
+                    checkpoint=args.checkpoint, live_dir=args.live,
                     fingerprint=run_id, seed=params.pretrain.seed, foreground_only=True)
     save_encoder(args.out, model.backbone, backbone_name=enc.backbone,
                  feature_dim=model.feature_dim,
