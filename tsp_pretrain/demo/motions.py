@@ -50,15 +50,12 @@ WANDER_STD = 0.07
 """Standard deviation of the wandering position, fraction of the frame size (per axis)."""
 WANDER_AREA_STD = 0.06
 """Standard deviation of the slow change of the actor's log-area, in every region."""
-IDLE_CUTOFF_FACTOR_RANGE = (1.6, 2.4)
-"""Cut-off of the idle motion's band, as a multiple of the video's action frequency (drawn per
-video). Flat noise up to ``fc`` has an RMS frequency of about ``fc / 1.8``, and a sinusoid of
-frequency ``f`` moves as fast as noise of the same spread whose RMS frequency is ``1.13 f``: a
-factor of about 2 therefore matches both the speed *and* the spatial extent of the actions, so
-neither tells the regions apart."""
-IDLE_AREA_LIMIT = 1.0
+IDLE_CUTOFF_JITTER = (0.85, 1.15)
+"""Random factor on the idle motion's cut-off (drawn per video), around the matched value (see
+:func:`sample_idle_motion`): the background's band is not a fixed function of the action's."""
+IDLE_AREA_LIMIT = 1.2
 """Soft bound (``tanh``) on the idle motion's log-area: size changes as large as the size pulse's
-(area x2.7 at most), never the rare extremes of Gaussian noise that would crowd the frame."""
+(area x3.3 at most), never the rare extremes of Gaussian noise that would crowd the frame."""
 CAMERA_CUTOFF_HZ = 0.15
 CAMERA_STD = 0.04
 """Slow camera drift (fraction of the frame size, per axis); moves texture and actor together."""
@@ -125,6 +122,8 @@ def action_offsets(
     position instead of parking it somewhere else; the size pulse keeps the *area* (hence the mean
     brightness of a foreground stretch) equal to the background's on average. The bounce has twice
     the amplitude of the sweep because ``|sin|`` covers half the range: both then move equally fast.
+    The zig-zag's vertical triangle runs at twice the sweep rate (one zig per stroke), which keeps
+    it at <= 3.2 Hz: well resolved after the pipeline's resampling to 15 fps.
     """
     w = 2.0 * np.pi * motion.freq
     a = motion.amplitude
@@ -147,8 +146,18 @@ def action_offsets(
         return zero, zero, k * np.sin(w * t + motion.phase) - np.log(np.i0(k))
     if name == "Zig-zag":
         u = motion.freq * t + motion.phase / (2.0 * np.pi)
-        return a * _triangle(u), motion.direction * 0.5 * a * _triangle(4.0 * u), zero
+        return a * _triangle(u), motion.direction * 0.5 * a * _triangle(2.0 * u), zero
     raise ValueError(f"label_id {label_id} is not a demo class (0..{len(CLASSES) - 1})")
+
+
+def _band_gain(freqs: np.ndarray, cutoff_hz: float) -> np.ndarray:
+    """Amplitude gain of :func:`low_pass_noise`: 1 up to 80% of the cut-off, then a cosine roll-off
+    to 0 at the cut-off."""
+    knee = 0.8 * cutoff_hz
+    gain = np.where(freqs <= knee, 1.0, 0.0)
+    roll = (freqs > knee) & (freqs < cutoff_hz)
+    gain[roll] = 0.5 * (1.0 + np.cos(np.pi * (freqs[roll] - knee) / (cutoff_hz - knee)))
+    return gain
 
 
 def low_pass_noise(
@@ -163,10 +172,7 @@ def low_pass_noise(
         return np.zeros(n)
     freqs = np.fft.rfftfreq(n, d=1.0 / fps)
     spectrum = rng.normal(size=freqs.size) + 1j * rng.normal(size=freqs.size)
-    knee = 0.8 * cutoff_hz
-    gain = np.where(freqs <= knee, 1.0, 0.0)
-    roll = (freqs > knee) & (freqs < cutoff_hz)
-    gain[roll] = 0.5 * (1.0 + np.cos(np.pi * (freqs[roll] - knee) / (cutoff_hz - knee)))
+    gain = _band_gain(freqs, cutoff_hz)
     gain[0] = 0.0  # zero mean: the wandering is centred on the actor's home position
     signal = np.fft.irfft(spectrum * gain, n=n)
     spread = signal.std()
@@ -201,35 +207,63 @@ class SegmentMotion:
 
 @dataclass(frozen=True)
 class IdleMotion:
-    """Parameters of one video's idle (background) motion.
+    """Parameters of one video's idle (background) motion, per channel (translation, log-area).
 
     ``speed`` is the mean translation speed (frame sizes per second) and ``area_rate`` the mean
-    absolute rate of change of the log-area (per second), both taken from the video's actions so
-    that the amount of motion is the same in both regions; ``cutoff_hz`` bounds its band.
+    absolute rate of change of the log-area (per second); the cut-offs bound each channel's band.
+    All four come from the video's actions (:func:`sample_idle_motion`).
     """
 
-    cutoff_hz: float
     speed: float
+    cutoff_hz: float
     area_rate: float
+    area_cutoff_hz: float
+
+
+@dataclass(frozen=True)
+class MotionStats:
+    """How much a class motion moves: mean translation speed (frame sizes / s) and RMS distance from
+    its mean position (frame sizes); the same two for the log-area (per second, and its std)."""
+
+    speed: float
+    extent: float
+    area_rate: float
+    area_extent: float
 
 
 RATE_SAMPLES_PER_PERIOD = 240
-"""Resolution of :func:`class_rates`' numeric derivative (fine enough for the zig-zag's corners)."""
+"""Resolution of :func:`motion_stats`' numeric derivative (fine enough for the zig-zag's corners)."""
 
 
-def class_rates(label_id: int, motion: MotionParams) -> tuple[float, float]:
-    """Mean translation speed and mean ``|d log-area / dt|`` of a class motion, per second.
-
-    Computed numerically over whole periods of :func:`action_offsets`, so the idle motion is
-    matched to exactly what is rendered, whatever the class's formula.
-    """
+def motion_stats(label_id: int, motion: MotionParams) -> MotionStats:
+    """:class:`MotionStats` of a class motion, computed numerically over whole periods of
+    :func:`action_offsets`, so the idle motion is matched to exactly what is rendered."""
     n = 4 * RATE_SAMPLES_PER_PERIOD
-    t = np.arange(n + 1) / (RATE_SAMPLES_PER_PERIOD * motion.freq)
+    t = np.arange(n) / (RATE_SAMPLES_PER_PERIOD * motion.freq)  # 4 periods, end excluded
     dx, dy, da = action_offsets(label_id, t, motion)
     dt = t[1] - t[0]
-    speed = float(np.hypot(np.diff(dx), np.diff(dy)).mean() / dt)
-    area_rate = float(np.abs(np.diff(da)).mean() / dt)
-    return speed, area_rate
+    return MotionStats(
+        speed=float(np.hypot(np.diff(dx), np.diff(dy)).mean() / dt),
+        extent=float(np.sqrt(dx.var() + dy.var())),
+        area_rate=float(np.abs(np.diff(da)).mean() / dt),
+        area_extent=float(da.std()),
+    )
+
+
+def _rms_frequency_per_cutoff() -> float:
+    """RMS frequency of :func:`low_pass_noise` as a fraction of its cut-off (about 0.53).
+
+    Noise of std ``s`` and RMS frequency ``f`` has derivative std ``2 pi f s``; this ratio turns
+    a wanted speed-to-extent ratio into a cut-off.
+    """
+    f = np.linspace(0.0, 1.0, 100_001)
+    gain = _band_gain(f, 1.0)
+    return float(np.sqrt((f**2 * gain**2).sum() / (gain**2).sum()))
+
+
+# Mean of |N(0, s^2)| is s * sqrt(2 / pi); mean length of a 2-D N(0, s^2 I) vector is s * sqrt(pi / 2).
+_MEAN_ABS_1D = np.sqrt(2.0 / np.pi)
+_MEAN_NORM_2D = np.sqrt(np.pi / 2.0)
 
 
 def sample_idle_motion(
@@ -238,20 +272,37 @@ def sample_idle_motion(
     """Idle motion matched to ``actions``: ``(label_id, motion, seconds)`` of the video's segments
     (for a video without actions, a motion drawn as if it had one).
 
-    Speed, rate of size change and frequency are duration-weighted means over the actions; the
-    cut-off is that frequency times a factor drawn from :data:`IDLE_CUTOFF_FACTOR_RANGE`.
+    Per channel, the idle noise gets the actions' duration-weighted mean speed *and* extent: the
+    speed is imposed by scaling (:func:`idle_offsets`), the extent by the cut-off, since a noise's
+    speed-to-extent ratio is set by its RMS frequency. A sinusoid of frequency ``f`` needs noise of
+    RMS frequency ~1.13 ``f``, i.e. a cut-off ~2 ``f``: broadband and aperiodic, but neither faster
+    nor wider-ranging than the action. The cut-off is then jittered by
+    :data:`IDLE_CUTOFF_JITTER`.
     """
     if not actions:
         raise ValueError("sample_idle_motion needs at least one action to match")
     weights = np.array([seconds for _, _, seconds in actions], dtype=float)
     if not (weights > 0).all():
         raise ValueError(f"action durations must be positive, got {weights.tolist()}")
-    rates = np.array([class_rates(label_id, motion) for label_id, motion, _ in actions])
-    speed, area_rate = np.average(rates, axis=0, weights=weights)
-    freq = np.average([motion.freq for _, motion, _ in actions], weights=weights)
-    factor = rng.uniform(*IDLE_CUTOFF_FACTOR_RANGE)
+    stats = [motion_stats(label_id, motion) for label_id, motion, _ in actions]
+    speed, extent, area_rate, area_extent = np.average(
+        [(m.speed, m.extent, m.area_rate, m.area_extent) for m in stats], axis=0, weights=weights
+    )
+    freq = float(np.average([motion.freq for _, motion, _ in actions], weights=weights))
+    per_cutoff = _rms_frequency_per_cutoff()
+
+    def cutoff(rate: float, spread: float, mean_factor: float) -> float:
+        # rate = mean_factor * 2 pi f_rms * per-axis std; no motion: any band (it is scaled to 0).
+        if rate <= 0 or spread <= 0:
+            return 2.0 * freq
+        return rate / (mean_factor * 2.0 * np.pi * spread * per_cutoff)
+
+    jitter = rng.uniform(*IDLE_CUTOFF_JITTER, size=2)
     return IdleMotion(
-        cutoff_hz=float(freq * factor), speed=float(speed), area_rate=float(area_rate)
+        speed=float(speed),
+        cutoff_hz=float(jitter[0] * cutoff(speed, extent / np.sqrt(2.0), _MEAN_NORM_2D)),
+        area_rate=float(area_rate),
+        area_cutoff_hz=float(jitter[1] * cutoff(area_rate, area_extent, _MEAN_ABS_1D)),
     )
 
 
@@ -269,14 +320,17 @@ def idle_offsets(
 
     Independent band-limited noise per axis (isotropic, no preferred direction) and for the
     log-area, each scaled so that its *realised* mean rate equals the target: the match holds for
-    every video, not just on average. The log-area is soft-bounded by :data:`IDLE_AREA_LIMIT` and
-    shifted so that the mean area is 1, like the size pulse's.
+    every video, not just on average. The log-area is soft-bounded by :data:`IDLE_AREA_LIMIT`
+    (and rescaled once more, since the bound slows it a little), then shifted so that the mean
+    area is 1, like the size pulse's.
     """
-    cutoff = min(idle.cutoff_hz, 0.45 * fps)  # stay below Nyquist at low frame rates
-    xy = np.stack([low_pass_noise(rng, num_frames, fps, cutoff, 1.0) for _ in range(2)], axis=1)
+    nyquist_margin = 0.45 * fps  # a band past Nyquist would alias into low frequencies
+    cut = min(idle.cutoff_hz, nyquist_margin)
+    xy = np.stack([low_pass_noise(rng, num_frames, fps, cut, 1.0) for _ in range(2)], axis=1)
     xy = _scale_to_rate(xy, fps, idle.speed)
-    area = _scale_to_rate(low_pass_noise(rng, num_frames, fps, cutoff, 1.0), fps, idle.area_rate)
-    area = IDLE_AREA_LIMIT * np.tanh(area / IDLE_AREA_LIMIT)
+    cut = min(idle.area_cutoff_hz, nyquist_margin)
+    area = _scale_to_rate(low_pass_noise(rng, num_frames, fps, cut, 1.0), fps, idle.area_rate)
+    area = _scale_to_rate(IDLE_AREA_LIMIT * np.tanh(area / IDLE_AREA_LIMIT), fps, idle.area_rate)
     if num_frames:
         area -= np.log(np.exp(area).mean())
     return xy[:, 0], xy[:, 1], area
