@@ -35,8 +35,10 @@ def make_activitynet(n_videos: int, n_segments: int, seed: int) -> tuple[dict, d
     rng = np.random.default_rng(seed)
     classes = [f"Class {i:03d}" for i in range(200)]
     taxonomy = [{"nodeId": 0, "nodeName": "Root", "parentId": None, "parentName": None}]
-    taxonomy += [{"nodeId": i + 1, "nodeName": c, "parentId": 0, "parentName": "Root"}
-                 for i, c in enumerate(classes)]
+    taxonomy += [
+        {"nodeId": i + 1, "nodeName": c, "parentId": 0, "parentName": "Root"}
+        for i, c in enumerate(classes)
+    ]
     ids = [f"vid{i:07d}" for i in range(n_videos)]
     subsets = rng.choice(["training", "validation", "testing"], size=n_videos, p=[0.5, 0.25, 0.25])
     durations = rng.uniform(20, 240, size=n_videos).round(2)
@@ -48,15 +50,22 @@ def make_activitynet(n_videos: int, n_segments: int, seed: int) -> tuple[dict, d
     labels = rng.choice(classes, size=n_segments)
 
     database = {
-        vid: {"subset": str(s), "duration": float(d), "resolution": "1280x720",
-              "url": f"https://www.youtube.com/watch?v={vid}", "annotations": []}
+        vid: {
+            "subset": str(s),
+            "duration": float(d),
+            "resolution": "1280x720",
+            "url": f"https://www.youtube.com/watch?v={vid}",
+            "annotations": [],
+        }
         for vid, s, d in zip(ids, subsets, durations, strict=True)
     }
     for k, s, e, label in zip(owner, starts, ends, labels, strict=True):
         database[ids[k]]["annotations"].append({"segment": [float(s), float(e)], "label": label})
     file_durations = durations + np.where(rng.random(n_videos) < 0.02, 5.0, 0.1)
-    return ({"version": "VERSION 1.3", "taxonomy": taxonomy, "database": database},
-            dict(zip(ids, file_durations.tolist(), strict=True)))
+    return (
+        {"version": "VERSION 1.3", "taxonomy": taxonomy, "database": database},
+        dict(zip(ids, file_durations.tolist(), strict=True)),
+    )
 
 
 def main() -> None:
@@ -80,8 +89,9 @@ def main() -> None:
     def locate(videos_dir: Path, video_id: str, filename: str | None) -> Path:
         return videos_dir / f"v_{video_id}.mp4"
 
-    settings = dict(clip_seconds=CLIP_SECONDS, min_background=CLIP_SECONDS * 5,
-                    duration_tolerance=1.0)
+    settings = dict(
+        clip_seconds=CLIP_SECONDS, min_background=CLIP_SECONDS * 5, duration_tolerance=1.0
+    )
     with tempfile.TemporaryDirectory() as tmp:
         json_path, videos_dir = Path(tmp) / "activity_net.json", Path(tmp) / "videos"
         tick = time.perf_counter()
@@ -92,8 +102,9 @@ def main() -> None:
         raw = get_parser("activitynet")(json_path)
         timings["parse"] = time.perf_counter() - tick
         tick = time.perf_counter()
-        probed = probe_videos(raw.videos, videos_dir, probe=probe, locate=locate,
-                              workers=args.workers, progress=False)
+        probed = probe_videos(
+            raw.videos, videos_dir, probe=probe, locate=locate, workers=args.workers, progress=False
+        )
         timings["probe (fake) + locate (fake)"] = time.perf_counter() - tick
         tick = time.perf_counter()
         result = canonicalise(raw, probed, **settings)
@@ -103,16 +114,26 @@ def main() -> None:
         timings["write tables + report"] = time.perf_counter() - tick
 
         tick = time.perf_counter()
-        build_annotations("activitynet", json_path, videos_dir, probe=probe, locate=locate,
-                          workers=args.workers, progress=False, **settings)
+        build_annotations(
+            "activitynet",
+            json_path,
+            videos_dir,
+            probe=probe,
+            locate=locate,
+            workers=args.workers,
+            progress=False,
+            **settings,
+        )
         timings["build_annotations, end to end"] = time.perf_counter() - tick
 
     print(f"{args.videos} videos, {args.segments} segments, workers={args.workers}")
     for phase, seconds in timings.items():
         print(f"  {phase:<48} {seconds:7.2f} s")
     totals = result.totals()
-    print(f"  -> {totals['videos']} videos, {totals['foreground_segments']} foreground and "
-          f"{totals['background_segments']} background segments")
+    print(
+        f"  -> {totals['videos']} videos, {totals['foreground_segments']} foreground and "
+        f"{totals['background_segments']} background segments"
+    )
     print("  report:", {k: v for k, v in result.report.counts().items() if v})
 
 

@@ -79,25 +79,35 @@ def main() -> None:
         for i in range(args.videos):
             synthetic_source(src / f"v{i}.mp4", args.seconds, seed=i)
         table = pd.DataFrame(
-            {"video_id": [f"v{i}" for i in range(args.videos)],
-             "filename": [f"v{i}.mp4" for i in range(args.videos)],
-             "duration": [args.seconds] * args.videos}
+            {
+                "video_id": [f"v{i}" for i in range(args.videos)],
+                "filename": [f"v{i}.mp4" for i in range(args.videos)],
+                "duration": [args.seconds] * args.videos,
+            }
         )
         for short_side in (128, 36):
             for store in ("npy", "mp4"):
                 out = tmp / f"{store}{short_side}"
                 start = time.perf_counter()
-                decode_dataset(table, src, out, StoreSettings(15, short_side, store),
-                               workers=1, progress=False)
+                decode_dataset(
+                    table, src, out, StoreSettings(15, short_side, store), workers=1, progress=False
+                )
                 write_s = time.perf_counter() - start
-                rows.append({"short side": short_side, "store": store, "decode+write s": write_s,
-                             **measure(out, 16, args.clips, seed=0)})
+                rows.append(
+                    {
+                        "short side": short_side,
+                        "store": store,
+                        "decode+write s": write_s,
+                        **measure(out, 16, args.clips, seed=0),
+                    }
+                )
     df = pd.DataFrame(rows)
     print(df.to_string(index=False, float_format=lambda x: f"{x:,.1f}"))
     for short_side, g in df.groupby("short side"):
         npy, mp4 = g.set_index("store").loc["npy"], g.set_index("store").loc["mp4"]
         print(
-            f"short side {short_side}: npy/mp4 bytes {npy['bytes/frame'] / mp4['bytes/frame']:.1f}x, "
+            f"short side {short_side}: npy/mp4 bytes "
+            f"{npy['bytes/frame'] / mp4['bytes/frame']:.1f}x, "
             f"random clips {npy['clips/s'] / mp4['clips/s']:.1f}x, "
             f"sequential {npy['seq frames/s'] / mp4['seq frames/s']:.1f}x, "
             f"decode+write {npy['decode+write s'] / mp4['decode+write s']:.2f}x"

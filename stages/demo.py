@@ -1,4 +1,4 @@
-"""Stage `demo`: generate the built-in synthetic dataset (untrimmed + trimmed mp4s, ActivityNet JSON).
+"""Stage `demo`: the built-in synthetic dataset (untrimmed + trimmed mp4s, ActivityNet JSON).
 
 Reads the `demo` section only. Deterministic from `demo.seed`.
 """

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from tsp_pretrain.annotations.read import read_annotations
 from tsp_pretrain.config import load_params
 from tsp_pretrain.evaluation import compare_encoders, evaluate_encoder, plot_timelines
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
+from tsp_pretrain.tables import read_annotations
 
 
 def main() -> None:
@@ -39,12 +39,25 @@ def main() -> None:
     for name, folder in (("initial", args.initial), ("trained", args.trained)):
         features, clips = load_features(folder)
         results[name] = evaluate_encoder(
-            features, clips, tables.segments, tables.videos, train_subset=dataset.train_subset,
-            valid_subset=dataset.valid_subset, seed=params.seed, n_bootstrap=ev.n_bootstrap,
-            threshold=ev.fg_threshold, features_source=str(folder),
+            features,
+            clips,
+            tables.segments,
+            tables.videos,
+            train_subset=dataset.train_subset,
+            valid_subset=dataset.valid_subset,
+            seed=params.seed,
+            n_bootstrap=ev.n_bootstrap,
+            threshold=ev.fg_threshold,
+            features_source=str(folder),
         )
-    summary = compare_encoders(results["trained"], results["initial"], name_a="trained",
-                               name_b="initial", n_bootstrap=ev.n_bootstrap, seed=params.seed)
+    summary = compare_encoders(
+        results["trained"],
+        results["initial"],
+        name_a="trained",
+        name_b="initial",
+        n_bootstrap=ev.n_bootstrap,
+        seed=params.seed,
+    )
 
     for path in (args.metrics, args.per_video, args.figure):
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,13 +69,23 @@ def main() -> None:
     ).to_csv(args.per_video, index=False, float_format="%.6f")
     for name, r in results.items():
         r.roc.to_csv(args.roc / f"{name}.csv", index=False, float_format="%.5f")
-    plot_timelines({name: r.scores for name, r in results.items()}, tables.segments, args.figure,
-                   num_videos=ev.num_timeline_videos)
+    plot_timelines(
+        {name: r.scores for name, r in results.items()},
+        tables.segments,
+        args.figure,
+        num_videos=ev.num_timeline_videos,
+    )
     for name in results:
         m = summary[name]
-        log.info("%-8s within-video AUC %.3f [%.3f, %.3f], pooled AUC %.3f, action top-1 %.3f",
-                 name, m["within_video_auc"], m["within_video_auc_ci_low"],
-                 m["within_video_auc_ci_high"], m["fg_auc"], m["action_top1"])
+        log.info(
+            "%-8s within-video AUC %.3f [%.3f, %.3f], pooled AUC %.3f, action top-1 %.3f",
+            name,
+            m["within_video_auc"],
+            m["within_video_auc_ci_low"],
+            m["within_video_auc_ci_high"],
+            m["fg_auc"],
+            m["action_top1"],
+        )
 
 
 if __name__ == "__main__":

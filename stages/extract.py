@@ -9,12 +9,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tsp_pretrain.annotations.read import read_annotations
 from tsp_pretrain.config import load_params
 from tsp_pretrain.features.extract import extract_dataset
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.device import pick_device
 from tsp_pretrain.models.encoder import build_encoder
+from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import file_digest, load_encoder_file
 from tsp_pretrain.video.store import FrameStore
 
@@ -32,15 +32,25 @@ def main() -> None:
     state = load_encoder_file(args.encoder)
     encoder = build_encoder(state["backbone"], str(args.encoder)).module
     settings = {
-        "encoder": file_digest(args.encoder), "frames": file_digest(args.frames / "index.json"),
-        "clip_len": params.clip_len, "stride": params.extract.stride,
-        "frame_rate": params.frame_rate, "crop_size": params.transform.crop_size,
+        "encoder": file_digest(args.encoder),
+        "frames": file_digest(args.frames / "index.json"),
+        "clip_len": params.clip_len,
+        "stride": params.extract.stride,
+        "frame_rate": params.frame_rate,
+        "crop_size": params.transform.crop_size,
     }
     counts = extract_dataset(
-        encoder, FrameStore(args.frames), read_annotations(args.annotations).videos, args.out,
-        settings=settings, clip_len=params.clip_len, stride=params.extract.stride,
-        frame_rate=params.frame_rate, crop_size=params.transform.crop_size,
-        batch_size=params.extract.batch_size, device=pick_device(params.extract.device),
+        encoder,
+        FrameStore(args.frames),
+        read_annotations(args.annotations).videos,
+        args.out,
+        settings=settings,
+        clip_len=params.clip_len,
+        stride=params.extract.stride,
+        frame_rate=params.frame_rate,
+        crop_size=params.transform.crop_size,
+        batch_size=params.extract.batch_size,
+        device=pick_device(params.extract.device),
     )
     log.info("features -> %s: %s", args.out, counts)
 

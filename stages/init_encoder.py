@@ -12,11 +12,11 @@ import argparse
 import json
 from pathlib import Path
 
-from tsp_pretrain.annotations.read import read_annotations
 from tsp_pretrain.config import load_params
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import file_digest, fingerprint, save_encoder
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.store import FrameStore
@@ -36,8 +36,13 @@ def main() -> None:
 
     if enc.weights != "demo-tac":
         encoder = build_encoder(enc.backbone, enc.weights)
-        save_encoder(args.out, encoder.module, backbone_name=enc.backbone,
-                     feature_dim=encoder.feature_dim, info={"weights": enc.weights})
+        save_encoder(
+            args.out,
+            encoder.module,
+            backbone_name=enc.backbone,
+            feature_dim=encoder.feature_dim,
+            info={"weights": enc.weights},
+        )
         args.live.mkdir(parents=True, exist_ok=True)
         with (args.live / "metrics.json").open("w") as f:
             json.dump({"pretraining": f"not run: encoder.weights is {enc.weights}"}, f)
@@ -46,23 +51,47 @@ def main() -> None:
 
     tables = read_annotations(args.annotations)
     dataset = params.dataset("pretrain")
-    train_part, valid_part = tables.subset(dataset.train_subset), tables.subset(dataset.valid_subset)
-    data = ClipSource(FrameStore(args.frames), train_part.segments, valid_part.segments,
-                      params.clip_len, params.frame_rate)
-    model = TSPModel(build_encoder(enc.backbone, "none"), len(tables.labels), objective="tac",
-                     gvf=False)
+    train_part, valid_part = (
+        tables.subset(dataset.train_subset),
+        tables.subset(dataset.valid_subset),
+    )
+    data = ClipSource(
+        FrameStore(args.frames),
+        train_part.segments,
+        valid_part.segments,
+        params.clip_len,
+        params.frame_rate,
+    )
+    model = TSPModel(
+        build_encoder(enc.backbone, "none"), len(tables.labels), objective="tac", gvf=False
+    )
     run_id = fingerprint(
-        params=params.pretrain.model_dump(), backbone=enc.backbone, clip_len=params.clip_len,
-        frame_rate=params.frame_rate, crop_size=params.transform.crop_size,
+        params=params.pretrain.model_dump(),
+        backbone=enc.backbone,
+        clip_len=params.clip_len,
+        frame_rate=params.frame_rate,
+        crop_size=params.transform.crop_size,
         segments=file_digest(args.annotations / "segments.csv"),
         frames=file_digest(args.frames / "index.json"),
     )
-    metrics = train(model, data, params.pretrain, crop_size=params.transform.crop_size,
-                    checkpoint=args.checkpoint, live_dir=args.live,
-                    fingerprint=run_id, seed=params.pretrain.seed, foreground_only=True)
-    save_encoder(args.out, model.backbone, backbone_name=enc.backbone,
-                 feature_dim=model.feature_dim,
-                 info={"weights": "demo-tac", "pretrain_metrics": metrics})
+    metrics = train(
+        model,
+        data,
+        params.pretrain,
+        crop_size=params.transform.crop_size,
+        checkpoint=args.checkpoint,
+        live_dir=args.live,
+        fingerprint=run_id,
+        seed=params.pretrain.seed,
+        foreground_only=True,
+    )
+    save_encoder(
+        args.out,
+        model.backbone,
+        backbone_name=enc.backbone,
+        feature_dim=model.feature_dim,
+        info={"weights": "demo-tac", "pretrain_metrics": metrics},
+    )
     log.info("pretrained %s on the trimmed demo clips -> %s", enc.backbone, args.out)
 
 

@@ -10,13 +10,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tsp_pretrain.annotations.read import read_annotations
 from tsp_pretrain.config import load_params
 from tsp_pretrain.features.gvf import global_video_features
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import file_digest, fingerprint, save_encoder
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.store import FrameStore
@@ -27,8 +27,12 @@ def main() -> None:
     parser.add_argument("--annotations", type=Path, required=True, help="target tables folder")
     parser.add_argument("--frames", type=Path, required=True, help="target frame store")
     parser.add_argument("--initial", type=Path, required=True, help="initial encoder file")
-    parser.add_argument("--initial-features", type=Path, required=True,
-                        help="initial encoder's features (for the GVF)")
+    parser.add_argument(
+        "--initial-features",
+        type=Path,
+        required=True,
+        help="initial encoder's features (for the GVF)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="folder: encoder.pt, checkpoint.pt")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
     args = parser.parse_args()
@@ -42,28 +46,52 @@ def main() -> None:
         features, _ = load_features(args.initial_features)
         gvf = global_video_features(features, params.train.gvf_pool)
     data = ClipSource(
-        FrameStore(args.frames), tables.subset(dataset.train_subset).segments,
-        tables.subset(dataset.valid_subset).segments, params.clip_len, params.frame_rate, gvf,
+        FrameStore(args.frames),
+        tables.subset(dataset.train_subset).segments,
+        tables.subset(dataset.valid_subset).segments,
+        params.clip_len,
+        params.frame_rate,
+        gvf,
     )
-    model = TSPModel(build_encoder(params.encoder.backbone, str(args.initial)),
-                     len(tables.labels), objective=params.objective, gvf=params.gvf)
+    model = TSPModel(
+        build_encoder(params.encoder.backbone, str(args.initial)),
+        len(tables.labels),
+        objective=params.objective,
+        gvf=params.gvf,
+    )
     run_id = fingerprint(
-        params=params.train.model_dump(), objective=params.objective, gvf=params.gvf,
-        seed=params.seed, clip_len=params.clip_len, frame_rate=params.frame_rate,
-        crop_size=params.transform.crop_size, initial=file_digest(args.initial),
+        params=params.train.model_dump(),
+        objective=params.objective,
+        gvf=params.gvf,
+        seed=params.seed,
+        clip_len=params.clip_len,
+        frame_rate=params.frame_rate,
+        crop_size=params.transform.crop_size,
+        initial=file_digest(args.initial),
         segments=file_digest(args.annotations / "segments.csv"),
         frames=file_digest(args.frames / "index.json"),
     )
     args.out.mkdir(parents=True, exist_ok=True)
     metrics = train(
-        model, data, params.train, crop_size=params.transform.crop_size,
-        checkpoint=args.out / "checkpoint.pt", live_dir=args.live, fingerprint=run_id,
-        seed=params.seed, foreground_only=params.objective == "tac",
-        alpha_action=params.train.alpha_action, alpha_region=params.train.alpha_region,
+        model,
+        data,
+        params.train,
+        crop_size=params.transform.crop_size,
+        checkpoint=args.out / "checkpoint.pt",
+        live_dir=args.live,
+        fingerprint=run_id,
+        seed=params.seed,
+        foreground_only=params.objective == "tac",
+        alpha_action=params.train.alpha_action,
+        alpha_region=params.train.alpha_region,
     )
-    save_encoder(args.out / "encoder.pt", model.backbone, backbone_name=params.encoder.backbone,
-                 feature_dim=model.feature_dim,
-                 info={"objective": params.objective, "gvf": params.gvf, "metrics": metrics})
+    save_encoder(
+        args.out / "encoder.pt",
+        model.backbone,
+        backbone_name=params.encoder.backbone,
+        feature_dim=model.feature_dim,
+        info={"objective": params.objective, "gvf": params.gvf, "metrics": metrics},
+    )
     log.info("trained encoder -> %s", args.out / "encoder.pt")
 
 

@@ -20,9 +20,16 @@ TAXONOMY = [
     {"nodeId": 4, "nodeName": "Cooking", "parentId": 0, "parentName": "Root"},
 ]
 DATABASE = {
-    "abc": {"duration": 82.73, "subset": "training", "resolution": "1280x720", "url": "u",
-            "annotations": [{"segment": [1.5, 20.0], "label": "Long jump"},
-                            {"segment": [30.0, 40.0], "label": "Cooking"}]},
+    "abc": {
+        "duration": 82.73,
+        "subset": "training",
+        "resolution": "1280x720",
+        "url": "u",
+        "annotations": [
+            {"segment": [1.5, 20.0], "label": "Long jump"},
+            {"segment": [30.0, 40.0], "label": "Cooking"},
+        ],
+    },
     "def": {"duration": 50.0, "subset": "validation", "annotations": []},
     "ghi": {"duration": 60.0, "subset": "testing", "annotations": []},
 }
@@ -45,14 +52,15 @@ def test_parse_reads_videos_segments_and_taxonomy_leaves(tmp_path):
     # leaves only ("Sports" is a parent), sorted by name; "Cooking" is a leaf directly under Root
     assert raw.labels == ["Cooking", "High jump", "Long jump"]
     videos = raw.videos.set_index("video_id")
-    assert videos["subset"].to_dict() == {"abc": "training", "def": "validation",
-                                          "ghi": "testing"}
+    assert videos["subset"].to_dict() == {"abc": "training", "def": "validation", "ghi": "testing"}
     assert videos["labelled"].to_dict() == {"abc": True, "def": True, "ghi": False}
     assert videos.at["abc", "annotated_duration"] == 82.73
     assert raw.segments["label"].tolist() == ["Long jump", "Cooking"]
     assert raw.segments["t_start"].tolist() == [1.5, 30.0]
-    assert raw.segments["source"].tolist() == [f"{path}:database/abc/annotations/0",
-                                               f"{path}:database/abc/annotations/1"]
+    assert raw.segments["source"].tolist() == [
+        f"{path}:database/abc/annotations/0",
+        f"{path}:database/abc/annotations/1",
+    ]
     assert not raw.segments["excluded"].any()
 
 
@@ -66,9 +74,18 @@ def test_explicit_labels_replace_the_taxonomy(tmp_path):
 
 
 def test_without_taxonomy_the_labels_used_are_the_map_and_subsets_are_normalised(tmp_path):
-    data = {"database": {"x": {"subset": "Validation", "annotations": [
-        {"segment": [1, 2], "label": "B"}, {"segment": [3, 4], "label": "A"}]},
-        "y": {"subset": "Test", "annotations": []}}}
+    data = {
+        "database": {
+            "x": {
+                "subset": "Validation",
+                "annotations": [
+                    {"segment": [1, 2], "label": "B"},
+                    {"segment": [3, 4], "label": "A"},
+                ],
+            },
+            "y": {"subset": "Test", "annotations": []},
+        }
+    }
     raw = parse_activitynet(write(tmp_path, json.dumps(data)))
     assert raw.labels == ["A", "B"]
     assert raw.videos["subset"].tolist() == ["validation", "testing"]
@@ -80,8 +97,14 @@ def test_test_videos_get_no_background_but_labelled_empty_videos_do(tmp_path):
         return VideoInfo(50.0, 30.0, 1500, 32, 32)
 
     result = build_annotations(
-        "activitynet", anet(tmp_path), tmp_path, clip_seconds=1.0, min_background=0.0,
-        duration_tolerance=100.0, probe=probe, locate=lambda d, v, f: d / f"v_{v}.mp4",
+        "activitynet",
+        anet(tmp_path),
+        tmp_path,
+        clip_seconds=1.0,
+        min_background=0.0,
+        duration_tolerance=100.0,
+        probe=probe,
+        locate=lambda d, v, f: d / f"v_{v}.mp4",
         progress=False,
     )
     assert sorted(result.videos["video_id"]) == ["abc", "def", "ghi"]
@@ -94,8 +117,10 @@ def test_test_videos_get_no_background_but_labelled_empty_videos_do(tmp_path):
 def test_duplicate_video_ids_identical_are_merged_different_are_skipped(tmp_path):
     entry = json.dumps(DATABASE["def"])
     other = json.dumps(DATABASE["abc"])
-    text = (f'{{"taxonomy": {json.dumps(TAXONOMY)}, "database": {{"def": {entry}, '
-            f'"def": {entry}, "abc": {other}, "abc": {entry}}}}}')
+    text = (
+        f'{{"taxonomy": {json.dumps(TAXONOMY)}, "database": {{"def": {entry}, '
+        f'"def": {entry}, "abc": {other}, "abc": {entry}}}}}'
+    )
     raw = parse_activitynet(write(tmp_path, text))
     report = raw.report.to_frame().set_index("video_id")
     assert report.at["def", "issue"] == "duplicate_video"
@@ -111,21 +136,33 @@ def test_duplicate_video_ids_identical_are_merged_different_are_skipped(tmp_path
         ('{"database": {"a": ', r"anet\.json: line 1, column \d+: not valid JSON"),
         ("[1, 2]", r'anet\.json: no "database" object'),
         ('{"taxonomy": []}', r'anet\.json: no "database" object'),
-        ('{"database": {"a": {"annotations": []}}}',
-         r'anet\.json:database/a: each video needs a "subset"'),
-        ('{"database": {"a": {"subset": "training", "annotations": [{"label": "x"}]}}}',
-         r'anet\.json:database/a/annotations/0: an annotation needs "segment" and "label"'),
-        ('{"database": {"a": {"subset": "training", "annotations": '
-         '[{"segment": [1], "label": "x"}]}}}',
-         r"anet\.json:database/a/annotations/0/segment: expected \[start, end\]"),
-        ('{"database": {"a": {"subset": "training", "annotations": '
-         '[{"segment": ["one", 2], "label": "x"}]}}}',
-         r"anet\.json:database/a/annotations/0/segment: 'one' is not a number"),
+        (
+            '{"database": {"a": {"annotations": []}}}',
+            r'anet\.json:database/a: each video needs a "subset"',
+        ),
+        (
+            '{"database": {"a": {"subset": "training", "annotations": [{"label": "x"}]}}}',
+            r'anet\.json:database/a/annotations/0: an annotation needs "segment" and "label"',
+        ),
+        (
+            '{"database": {"a": {"subset": "training", "annotations": '
+            '[{"segment": [1], "label": "x"}]}}}',
+            r"anet\.json:database/a/annotations/0/segment: expected \[start, end\]",
+        ),
+        (
+            '{"database": {"a": {"subset": "training", "annotations": '
+            '[{"segment": ["one", 2], "label": "x"}]}}}',
+            r"anet\.json:database/a/annotations/0/segment: 'one' is not a number",
+        ),
         ('{"database": {"a": {"subset": "dev"}}}', r"anet\.json:database/a: unknown subset 'dev'"),
-        ('{"taxonomy": [{"nodeName": "x"}], "database": {}}',
-         r"anet\.json: taxonomy: every node needs nodeId"),
-        ('{"database": {"a": {"subset": "training", "subset": "testing"}}}',
-         r"anet\.json: keys \['subset'\] appear twice"),
+        (
+            '{"taxonomy": [{"nodeName": "x"}], "database": {}}',
+            r"anet\.json: taxonomy: every node needs nodeId",
+        ),
+        (
+            '{"database": {"a": {"subset": "training", "subset": "testing"}}}',
+            r"anet\.json: keys \['subset'\] appear twice",
+        ),
     ],
 )
 def test_malformed_files_fail_naming_file_place_and_fix(tmp_path, text, message):
@@ -134,8 +171,9 @@ def test_malformed_files_fail_naming_file_place_and_fix(tmp_path, text, message)
 
 
 def test_missing_file_and_misused_arguments(tmp_path):
-    with pytest.raises(AnnotationError, match=re.escape(f"{tmp_path / 'nope.json'}: annotation "
-                                                        "file not found")):
+    with pytest.raises(
+        AnnotationError, match=re.escape(f"{tmp_path / 'nope.json'}: annotation file not found")
+    ):
         parse_activitynet(tmp_path / "nope.json")
     with pytest.raises(AnnotationError, match="no subset"):
         parse_activitynet(anet(tmp_path), subset="training")

@@ -49,27 +49,47 @@ def fake_video_files(durations: dict[str, float | None]):
 
 def write_activitynet(path: Path, database: dict, labels: list[str]) -> Path:
     taxonomy = [{"nodeId": 0, "nodeName": "Root", "parentId": None, "parentName": None}]
-    taxonomy += [{"nodeId": i + 1, "nodeName": name, "parentId": 0, "parentName": "Root"}
-                 for i, name in enumerate(labels)]
-    path.write_text(json.dumps({"version": "VERSION 1.3", "taxonomy": taxonomy,
-                                "database": database}))
+    taxonomy += [
+        {"nodeId": i + 1, "nodeName": name, "parentId": 0, "parentName": "Root"}
+        for i, name in enumerate(labels)
+    ]
+    path.write_text(
+        json.dumps({"version": "VERSION 1.3", "taxonomy": taxonomy, "database": database})
+    )
     return path
 
 
 def video(subset: str, duration: float, *segments: tuple[float | None, float | None, str]) -> dict:
-    return {"subset": subset, "duration": duration,
-            "annotations": [{"segment": [s, e], "label": label} for s, e, label in segments]}
+    return {
+        "subset": subset,
+        "duration": duration,
+        "annotations": [{"segment": [s, e], "label": label} for s, e, label in segments],
+    }
 
 
-def build(tmp_path: Path, database: dict, durations: dict[str, float | None], *,
-          labels: tuple[str, ...] = ("Jump", "Run"), min_background: float = 0.0,
-          duration_tolerance: float = 1.0):
+def build(
+    tmp_path: Path,
+    database: dict,
+    durations: dict[str, float | None],
+    *,
+    labels: tuple[str, ...] = ("Jump", "Run"),
+    min_background: float = 0.0,
+    duration_tolerance: float = 1.0,
+):
     json_path = write_activitynet(tmp_path / "anet.json", database, list(labels))
     locate, probe = fake_video_files(durations)
-    return build_annotations("activitynet", json_path, tmp_path / "videos", clip_seconds=CLIP,
-                             min_background=min_background,
-                             duration_tolerance=duration_tolerance, probe=probe, locate=locate,
-                             workers=2, progress=False)
+    return build_annotations(
+        "activitynet",
+        json_path,
+        tmp_path / "videos",
+        clip_seconds=CLIP,
+        min_background=min_background,
+        duration_tolerance=duration_tolerance,
+        probe=probe,
+        locate=locate,
+        workers=2,
+        progress=False,
+    )
 
 
 def spans(frame: pd.DataFrame) -> list[tuple[float, float]]:
@@ -82,6 +102,7 @@ def issues(result, issue: str) -> pd.DataFrame:
 
 
 # --- background complement ---------------------------------------------------------------------
+
 
 def intervals(*rows: tuple[str, float, float]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["video_id", "t_start", "t_end"])
@@ -96,8 +117,9 @@ def test_background_is_complement_of_union_of_overlapping_actions():
 
 
 def test_actions_touching_start_and_end_leave_no_edge_background():
-    bg = background_segments(intervals(("a", 0, 4), ("a", 4, 6), ("a", 8, 10)),
-                             pd.Series({"a": 10.0}))
+    bg = background_segments(
+        intervals(("a", 0, 4), ("a", 4, 6), ("a", 8, 10)), pd.Series({"a": 10.0})
+    )
     assert spans(bg) == [(6, 8)]  # touching 4/4 leaves no zero-length gap either
 
 
@@ -110,7 +132,10 @@ def test_video_without_actions_is_one_background_segment_and_others_are_ignored(
 def test_background_through_canonicalise_clips_and_drops_short_gaps(tmp_path):
     database = {
         "v1": video("training", 30, (-3, 4, "Jump"), (10.5, 12, "Run"), (13, 40, "Run")),
-        "v2": video("validation", 9, ),
+        "v2": video(
+            "validation",
+            9,
+        ),
     }
     result = build(tmp_path, database, {"v1": 30.0, "v2": 9.0}, min_background=2.0)
     bg = result.segments[result.segments["region"] == "background"]
@@ -143,32 +168,42 @@ def test_dropped_actions_still_occupy_time_in_the_background_rule(tmp_path):
 
 # --- segment checks ---------------------------------------------------------------------------
 
+
 def test_each_segment_issue_is_reported_with_its_action_and_source(tmp_path):
     database = {
         "v1": video(
-            "training", 20,
-            (1, 5, "Jump"),        # 0 kept
-            (None, 5, "Jump"),     # 1 invalid_time
-            (7, 6, "Jump"),        # 2 inverted
-            (25, 30, "Jump"),      # 3 outside_video (file is 20 s)
-            (-4, -1, "Run"),       # 4 outside_video (negative)
-            (2, 4, "Swim"),        # 5 unknown_label
-            (1, 5, "Jump"),        # 6 duplicate_segment of 0
-            (18, 26, "Run"),       # 7 clipped to [18, 20]
-            (19.5, 22, "Run"),     # 8 clipped to [19.5, 20], then too_short
-            (3, 3.5, "Run"),       # 9 too_short
+            "training",
+            20,
+            (1, 5, "Jump"),  # 0 kept
+            (None, 5, "Jump"),  # 1 invalid_time
+            (7, 6, "Jump"),  # 2 inverted
+            (25, 30, "Jump"),  # 3 outside_video (file is 20 s)
+            (-4, -1, "Run"),  # 4 outside_video (negative)
+            (2, 4, "Swim"),  # 5 unknown_label
+            (1, 5, "Jump"),  # 6 duplicate_segment of 0
+            (18, 26, "Run"),  # 7 clipped to [18, 20]
+            (19.5, 22, "Run"),  # 8 clipped to [19.5, 20], then too_short
+            (3, 3.5, "Run"),  # 9 too_short
         ),
     }
     result = build(tmp_path, database, {"v1": 20.0})
     report = result.report.to_frame()
     assert list(report.columns) == REPORT_COLUMNS
-    got = {(row.issue, row.action, row.source.rsplit("/", 1)[1]) for row in report.itertuples()
-           if row.source.startswith(str(tmp_path / "anet.json") + ":database/v1/annotations/")}
+    got = {
+        (row.issue, row.action, row.source.rsplit("/", 1)[1])
+        for row in report.itertuples()
+        if row.source.startswith(str(tmp_path / "anet.json") + ":database/v1/annotations/")
+    }
     assert got == {
-        ("invalid_time", "dropped", "1"), ("inverted", "dropped", "2"),
-        ("outside_video", "dropped", "3"), ("outside_video", "dropped", "4"),
-        ("unknown_label", "dropped", "5"), ("duplicate_segment", "dropped", "6"),
-        ("clipped", "clipped", "7"), ("clipped", "clipped", "8"), ("too_short", "dropped", "8"),
+        ("invalid_time", "dropped", "1"),
+        ("inverted", "dropped", "2"),
+        ("outside_video", "dropped", "3"),
+        ("outside_video", "dropped", "4"),
+        ("unknown_label", "dropped", "5"),
+        ("duplicate_segment", "dropped", "6"),
+        ("clipped", "clipped", "7"),
+        ("clipped", "clipped", "8"),
+        ("too_short", "dropped", "8"),
         ("too_short", "dropped", "9"),
     }
     # report rows carry the times as written in the file, so users can find them
@@ -206,6 +241,7 @@ def test_every_raw_action_is_output_or_reported(tmp_path):
 
 # --- videos -----------------------------------------------------------------------------------
 
+
 def test_missing_unreadable_and_mismatched_videos(tmp_path):
     database = {
         "ok": video("training", 10.0, (1, 5, "Jump")),
@@ -242,8 +278,10 @@ def test_probe_videos_gives_the_same_result_with_one_or_many_workers(tmp_path):
 
 
 def test_write_annotations_writes_the_documented_files(tmp_path):
-    database = {"v1": video("training", 20, (2, 5, "Jump"), (30, 31, "Run")),
-                "v2": video("testing", 20)}
+    database = {
+        "v1": video("training", 20, (2, 5, "Jump"), (30, 31, "Run")),
+        "v2": video("testing", 20),
+    }
     result = build(tmp_path, database, {"v1": 20.0, "v2": 15.0}, duration_tolerance=10.0)
     out = tmp_path / "out"
     write_annotations(result, out)
@@ -268,13 +306,15 @@ def test_write_annotations_writes_the_documented_files(tmp_path):
 
 # --- registry, parameters, small helpers ---------------------------------------------------------
 
+
 def test_registry_lists_the_three_formats_and_rejects_unknown_names():
     assert set(FORMATS) == {"activitynet", "tsp_csv", "thumos14"}
     with pytest.raises(ValueError, match="activitynet, thumos14, tsp_csv"):
         get_parser("kinetics")
     with pytest.raises(ValueError, match="unknown annotation format 'anet'"):
-        build_annotations("anet", "x.json", "videos", clip_seconds=1, min_background=0,
-                          duration_tolerance=1)
+        build_annotations(
+            "anet", "x.json", "videos", clip_seconds=1, min_background=0, duration_tolerance=1
+        )
 
 
 def test_empty_input_and_no_readable_video_are_errors_not_empty_tables(tmp_path):
@@ -285,13 +325,20 @@ def test_empty_input_and_no_readable_video_are_errors_not_empty_tables(tmp_path)
 
 
 @pytest.mark.parametrize(
-    ("clip_seconds", "min_background", "workers"), [(0, 0, 1), (1, -1, 1), (1, 0, 0),
-                                                    (math.nan, 0, 1)]
+    ("clip_seconds", "min_background", "workers"),
+    [(0, 0, 1), (1, -1, 1), (1, 0, 0), (math.nan, 0, 1)],
 )
 def test_build_rejects_bad_parameters(tmp_path, clip_seconds, min_background, workers):
     with pytest.raises(ValueError, match="must be"):
-        build_annotations("activitynet", tmp_path / "x.json", tmp_path, clip_seconds=clip_seconds,
-                          min_background=min_background, duration_tolerance=1, workers=workers)
+        build_annotations(
+            "activitynet",
+            tmp_path / "x.json",
+            tmp_path,
+            clip_seconds=clip_seconds,
+            min_background=min_background,
+            duration_tolerance=1,
+            workers=workers,
+        )
 
 
 def test_report_rejects_unknown_issue_and_action():

@@ -12,11 +12,14 @@ from tsp_pretrain.video.probe import VideoInfo
 
 FILES = {
     "annotation_val/CliffDiving_val.txt": "video_validation_0000001 10.0 14.5\n",
-    "annotation_val/Diving_val.txt": ("video_validation_0000001 10.0 14.5\n"
-                                      "video_validation_0000001  30.2  33.0 \n"),
-    "annotation_val/Ambiguous_val.txt": ("video_validation_0000001 20.0 25.0\n"
-                                         "video_validation_0000001 32.0 34.0\n"
-                                         "video_validation_0000002 0.0 5.0\n"),
+    "annotation_val/Diving_val.txt": (
+        "video_validation_0000001 10.0 14.5\nvideo_validation_0000001  30.2  33.0 \n"
+    ),
+    "annotation_val/Ambiguous_val.txt": (
+        "video_validation_0000001 20.0 25.0\n"
+        "video_validation_0000001 32.0 34.0\n"
+        "video_validation_0000002 0.0 5.0\n"
+    ),
     "annotation_test/LongJump_test.txt": "\nvideo_test_0000004 3.0 8.0\n",
     "annotation_test/detclasslist.txt": "1 Whatever\n",  # not <Class>_<split>.txt: ignored
 }
@@ -35,9 +38,11 @@ def test_parse_reads_subsets_labels_and_sources_recursively(tmp_path):
     raw = parse_thumos14(folder)
     assert raw.labels == ["CliffDiving", "Diving", "LongJump"]  # Ambiguous is not a class
     videos = raw.videos.set_index("video_id")
-    assert videos["subset"].to_dict() == {"video_validation_0000001": "validation",
-                                          "video_validation_0000002": "validation",
-                                          "video_test_0000004": "testing"}
+    assert videos["subset"].to_dict() == {
+        "video_validation_0000001": "validation",
+        "video_validation_0000002": "validation",
+        "video_test_0000004": "testing",
+    }
     assert videos["annotated_duration"].isna().all()  # THUMOS has none: the probe decides
     jump = raw.segments[raw.segments["label"] == "LongJump"]
     assert jump["source"].tolist() == [f"{folder}/annotation_test/LongJump_test.txt:2"]
@@ -47,15 +52,24 @@ def test_parse_reads_subsets_labels_and_sources_recursively(tmp_path):
 
 def test_ambiguous_is_neither_foreground_nor_background_and_is_reported(tmp_path):
     folder = write_folder(tmp_path, FILES)
-    durations = {"video_validation_0000001": 40.0, "video_validation_0000002": 10.0,
-                 "video_test_0000004": 12.0}
+    durations = {
+        "video_validation_0000001": 40.0,
+        "video_validation_0000002": 10.0,
+        "video_test_0000004": 12.0,
+    }
 
     def probe(path: Path) -> VideoInfo:
         return VideoInfo(durations[path.stem], 30.0, 300, 32, 32)
 
     result = build_annotations(
-        "thumos14", folder, tmp_path, clip_seconds=16 / 15, min_background=16 / 15,
-        duration_tolerance=1.0, probe=probe, locate=lambda d, v, f: d / f"{v}.mp4",
+        "thumos14",
+        folder,
+        tmp_path,
+        clip_seconds=16 / 15,
+        min_background=16 / 15,
+        duration_tolerance=1.0,
+        probe=probe,
+        locate=lambda d, v, f: d / f"{v}.mp4",
         progress=False,
     )
     seg = result.segments[result.segments["video_id"] == "video_validation_0000001"]
@@ -73,23 +87,27 @@ def test_ambiguous_is_neither_foreground_nor_background_and_is_reported(tmp_path
     assert "Ambiguous" not in set(result.segments["label"])
     only_ambiguous = result.segments[result.segments["video_id"] == "video_validation_0000002"]
     assert only_ambiguous[["t_start", "t_end", "region"]].values.tolist() == [
-        [5.0, 10.0, "background"]]
+        [5.0, 10.0, "background"]
+    ]
     report = result.report.to_frame()
     ambiguous = report[report["issue"] == "ambiguous"]
     assert len(ambiguous) == 3 and (ambiguous["action"] == "excluded").all()
     overlap = report[report["issue"] == "overlaps_ambiguous"]
     assert overlap[["t_start", "t_end", "label", "action"]].values.tolist() == [
-        [30.2, 33.0, "Diving", "kept"]]
+        [30.2, 33.0, "Diving", "kept"]
+    ]
     assert overlap["detail"].iloc[0].startswith("overlaps the ambiguous segment [32.0, 34.0]")
 
 
 def test_video_in_val_and_test_files_is_skipped(tmp_path):
-    folder = write_folder(tmp_path, {"Diving_val.txt": "vid 1 5\nother 1 5\n",
-                                     "Diving_test.txt": "vid 2 6\n"})
+    folder = write_folder(
+        tmp_path, {"Diving_val.txt": "vid 1 5\nother 1 5\n", "Diving_test.txt": "vid 2 6\n"}
+    )
     raw = parse_thumos14(folder)
     report = raw.report.to_frame()
     assert report[["video_id", "issue", "action"]].values.tolist() == [
-        ["vid", "duplicate_video", "skipped"]]
+        ["vid", "duplicate_video", "skipped"]
+    ]
     assert "testing" in report["detail"].iloc[0] and "validation" in report["detail"].iloc[0]
     assert raw.videos["video_id"].tolist() == ["other"]
     assert raw.segments["video_id"].tolist() == ["other"]

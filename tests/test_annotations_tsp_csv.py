@@ -11,8 +11,10 @@ from tsp_pretrain.annotations import AnnotationError, build_annotations
 from tsp_pretrain.annotations.tsp_csv import parse_tsp_csv
 from tsp_pretrain.video.probe import VideoInfo
 
-HEADER = ("video-name,t-start,t-end,action-label,video-duration,filename,fps,video-frames,"
-          "temporal-region-label")
+HEADER = (
+    "video-name,t-start,t-end,action-label,video-duration,filename,fps,video-frames,"
+    "temporal-region-label"
+)
 TRAIN = f"""{HEADER}
 v_a,1.0,5.0,Long jump,30.0,v_a.mp4,30,900,Action
 v_a,5.0,12.0,,30.0,v_a.mp4,30,900,No action
@@ -34,8 +36,7 @@ def test_mapping_of_subsets_reads_action_rows_and_keeps_background_only_videos(t
     train, valid = write(tmp_path, "train.csv", TRAIN), write(tmp_path, "valid.csv", VALID)
     raw = parse_tsp_csv({"training": train, "validation": valid})
     videos = raw.videos.set_index("video_id")
-    assert videos["subset"].to_dict() == {"v_a": "training", "v_b": "training",
-                                          "v_c": "validation"}
+    assert videos["subset"].to_dict() == {"v_a": "training", "v_b": "training", "v_c": "validation"}
     assert videos.at["v_b", "filename"] == "v_b.mp4"
     assert videos.at["v_b", "annotated_duration"] == 40.0
     assert raw.labels == ["Long jump", "Zumba"]
@@ -64,9 +65,19 @@ def test_label_mapping_json_gives_ids_and_drops_other_labels(tmp_path):
     def probe(path: Path) -> VideoInfo:
         return VideoInfo(durations[path.name], 30.0, 900, 32, 32)
 
-    result = build_annotations("tsp_csv", train, tmp_path, subset="training", labels=mapping,
-                               clip_seconds=16 / 15, min_background=5.0, duration_tolerance=1.0,
-                               probe=probe, workers=1, progress=False)
+    result = build_annotations(
+        "tsp_csv",
+        train,
+        tmp_path,
+        subset="training",
+        labels=mapping,
+        clip_seconds=16 / 15,
+        min_background=5.0,
+        duration_tolerance=1.0,
+        probe=probe,
+        workers=1,
+        progress=False,
+    )
     assert result.labels == ["Zumba", "Archery"]
     fg = result.segments[result.segments["region"] == "foreground"]
     assert fg[["label", "label_id"]].values.tolist() == [["Zumba", 0]]
@@ -79,7 +90,10 @@ def test_label_mapping_json_gives_ids_and_drops_other_labels(tmp_path):
     # the released No-action rows are not used: background is recomputed from the actions
     bg = result.segments[result.segments["region"] == "background"]
     assert bg[["video_id", "t_start", "t_end"]].values.tolist() == [
-        ["v_a", 5.0, 12.0], ["v_a", 20.0, 30.0], ["v_b", 0.0, 40.0]]
+        ["v_a", 5.0, 12.0],
+        ["v_a", 20.0, 30.0],
+        ["v_b", 0.0, 40.0],
+    ]
 
 
 def test_duplicate_video_rows_disagreeing_are_reported(tmp_path):
@@ -87,9 +101,13 @@ def test_duplicate_video_rows_disagreeing_are_reported(tmp_path):
 v_a,1.0,5.0,Zumba,30.0,v_a.mp4,30,900,Action
 v_a,8.0,9.0,Zumba,31.5,v_a.mp4,30,900,Action
 """
-    raw = parse_tsp_csv({"training": write(tmp_path, "t.csv", text),
-                         "validation": write(tmp_path, "v.csv", VALID.replace("v_c", "v_x")),
-                         "testing": write(tmp_path, "x.csv", VALID.replace("v_c", "v_x"))})
+    raw = parse_tsp_csv(
+        {
+            "training": write(tmp_path, "t.csv", text),
+            "validation": write(tmp_path, "v.csv", VALID.replace("v_c", "v_x")),
+            "testing": write(tmp_path, "x.csv", VALID.replace("v_c", "v_x")),
+        }
+    )
     report = raw.report.to_frame().set_index("video_id")
     # durations disagree: reported, kept (the file's duration is used anyway)
     assert report.at["v_a", "action"] == "kept"
@@ -117,17 +135,26 @@ v_a,,9.0,Zumba,30.0,v_a.mp4,30,900,Action
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("video-name,t-start,t-end\nv_a,1,2\n", r"t\.csv: line 1: missing column\(s\) "
-         r"\['action-label', 'temporal-region-label'\]"),
-        (f"{HEADER}\nv_a,1.0,5.0,Zumba,30,v_a.mp4,30,900,Action\n"
-         "v_a,one,5.0,Zumba,30,v_a.mp4,30,900,Action\n",
-         r"t\.csv:3: t-start 'one' is not a number of seconds"),
-        (f"{HEADER}\nv_a,1.0,5.0,Zumba,30,v_a.mp4,30,900,Foreground\n",
-         r"t\.csv:2: temporal-region-label 'Foreground'; use 'Action' or 'No action'"),
+        (
+            "video-name,t-start,t-end\nv_a,1,2\n",
+            r"t\.csv: line 1: missing column\(s\) "
+            r"\['action-label', 'temporal-region-label'\]",
+        ),
+        (
+            f"{HEADER}\nv_a,1.0,5.0,Zumba,30,v_a.mp4,30,900,Action\n"
+            "v_a,one,5.0,Zumba,30,v_a.mp4,30,900,Action\n",
+            r"t\.csv:3: t-start 'one' is not a number of seconds",
+        ),
+        (
+            f"{HEADER}\nv_a,1.0,5.0,Zumba,30,v_a.mp4,30,900,Foreground\n",
+            r"t\.csv:2: temporal-region-label 'Foreground'; use 'Action' or 'No action'",
+        ),
         (f"{HEADER}\n,1.0,5.0,Zumba,30,v_a.mp4,30,900,Action\n", r"t\.csv:2: empty video-name"),
         ("", r"t\.csv: empty file"),
-        (f"{HEADER}\nv_a,1.0,5.0,Zumba,30,v_a.mp4,30,900,Action,extra,more\n",
-         r"t\.csv:2: 11 fields but the header has 9"),
+        (
+            f"{HEADER}\nv_a,1.0,5.0,Zumba,30,v_a.mp4,30,900,Action,extra,more\n",
+            r"t\.csv:2: 11 fields but the header has 9",
+        ),
     ],
 )
 def test_malformed_csv_fails_naming_file_line_and_fix(tmp_path, text, message):
@@ -136,8 +163,9 @@ def test_malformed_csv_fails_naming_file_line_and_fix(tmp_path, text, message):
 
 
 def test_missing_csv_and_unknown_subset_key(tmp_path):
-    with pytest.raises(AnnotationError, match=re.escape(f"{tmp_path / 'no.csv'}: annotation file "
-                                                        "not found")):
+    with pytest.raises(
+        AnnotationError, match=re.escape(f"{tmp_path / 'no.csv'}: annotation file not found")
+    ):
         parse_tsp_csv(tmp_path / "no.csv", subset="training")
     with pytest.raises(AnnotationError, match="unknown subset 'dev'"):
         parse_tsp_csv({"dev": write(tmp_path, "t.csv", TRAIN)})

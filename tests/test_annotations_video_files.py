@@ -33,20 +33,36 @@ def test_real_files_give_durations_and_bad_files_are_skipped_not_fatal(tmp_path)
     write_mp4(videos / "v_two.mp4", 2.0)
     (videos / "v_empty.mp4").touch()  # zero bytes: must be reported, never crash
     database = {
-        "one": {"subset": "training", "duration": 1.0, "annotations": [
-            {"segment": [0.0, 0.8], "label": "A"}]},
-        "two": {"subset": "validation", "duration": 5.0, "annotations": [
-            {"segment": [0.5, 3.0], "label": "A"}]},
-        "empty": {"subset": "training", "duration": 2.0, "annotations": [
-            {"segment": [0.0, 1.0], "label": "A"}]},
+        "one": {
+            "subset": "training",
+            "duration": 1.0,
+            "annotations": [{"segment": [0.0, 0.8], "label": "A"}],
+        },
+        "two": {
+            "subset": "validation",
+            "duration": 5.0,
+            "annotations": [{"segment": [0.5, 3.0], "label": "A"}],
+        },
+        "empty": {
+            "subset": "training",
+            "duration": 2.0,
+            "annotations": [{"segment": [0.0, 1.0], "label": "A"}],
+        },
         "absent": {"subset": "training", "duration": 2.0, "annotations": []},
     }
     annotations = tmp_path / "anet.json"
     annotations.write_text(json.dumps({"database": database}))
 
-    result = build_annotations("activitynet", annotations, videos, clip_seconds=0.5,
-                               min_background=0.0, duration_tolerance=1.0, workers=2,
-                               progress=False)
+    result = build_annotations(
+        "activitynet",
+        annotations,
+        videos,
+        clip_seconds=0.5,
+        min_background=0.0,
+        duration_tolerance=1.0,
+        workers=2,
+        progress=False,
+    )
 
     got = result.videos.set_index("video_id")
     assert got.index.tolist() == ["one", "two"]
@@ -66,4 +82,9 @@ def test_real_files_give_durations_and_bad_files_are_skipped_not_fatal(tmp_path)
 
     write_annotations(result, tmp_path / "out")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "labels.json", "report.csv", "report.json", "segments.csv", "videos.csv"]
+        "labels.json",
+        "report.csv",
+        "report.json",
+        "segments.csv",
+        "videos.csv",
+    ]

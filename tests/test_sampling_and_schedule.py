@@ -12,24 +12,33 @@ from tsp_pretrain.features.extract import iter_windows
 from tsp_pretrain.features.gvf import global_video_features
 from tsp_pretrain.training.schedule import build_scheduler
 
-SEGMENTS = pd.DataFrame({
-    "video_id": ["a", "a", "b"],
-    "t_start": [0.0, 4.0, 1.0],
-    "t_end": [4.0, 10.0, 2.0],
-    "label": ["", "jump", "run"],
-    "label_id": [-1, 0, 1],
-    "region": ["background", "foreground", "foreground"],
-})
+SEGMENTS = pd.DataFrame(
+    {
+        "video_id": ["a", "a", "b"],
+        "t_start": [0.0, 4.0, 1.0],
+        "t_end": [4.0, 10.0, 2.0],
+        "label": ["", "jump", "run"],
+        "label_id": [-1, 0, 1],
+        "region": ["background", "foreground", "foreground"],
+    }
+)
 
 
 def test_training_clips_lie_inside_their_segment():
-    clips = sample_clips(SEGMENTS, clips_per_segment=50, clip_seconds=16 / 15, frame_rate=15,
-                         rng=np.random.default_rng(0))
+    clips = sample_clips(
+        SEGMENTS,
+        clips_per_segment=50,
+        clip_seconds=16 / 15,
+        frame_rate=15,
+        rng=np.random.default_rng(0),
+    )
     assert len(clips) == 150
     seg = SEGMENTS.loc[SEGMENTS.index.repeat(50)].reset_index(drop=True)
     start_s = clips["start_frame"] / 15
     assert (start_s >= seg["t_start"] - 0.5 / 15).all()
-    assert (start_s + 16 / 15 <= np.maximum(seg["t_end"], seg["t_start"] + 16 / 15) + 0.5 / 15).all()
+    assert (
+        start_s + 16 / 15 <= np.maximum(seg["t_end"], seg["t_start"] + 16 / 15) + 0.5 / 15
+    ).all()
     assert set(clips.loc[seg["region"] == "background", "action"]) == {-1}
     assert set(clips.loc[seg["region"] == "background", "region"]) == {BACKGROUND}
     assert set(clips.loc[seg["label"] == "jump", "action"]) == {0}
@@ -48,25 +57,35 @@ def test_validation_clips_are_evenly_spaced_and_fixed():
 
 def test_training_clips_differ_between_epochs_but_repeat_for_a_seed():
     def draw(epoch):
-        return sample_clips(SEGMENTS, clips_per_segment=5, clip_seconds=1.0, frame_rate=10,
-                            rng=np.random.default_rng([0, epoch]))
+        return sample_clips(
+            SEGMENTS,
+            clips_per_segment=5,
+            clip_seconds=1.0,
+            frame_rate=10,
+            rng=np.random.default_rng([0, epoch]),
+        )
+
     pd.testing.assert_frame_equal(draw(1), draw(1))
     assert not draw(1).equals(draw(2))
 
 
-@pytest.mark.parametrize(("n", "clip_len", "stride", "expected"), [
-    (64, 16, 16, [0, 16, 32, 48]),
-    (63, 16, 16, [0, 16, 32]),          # the tail that does not fill a clip is dropped
-    (20, 16, 2, [0, 2, 4]),
-    (10, 16, 16, [0]),                  # shorter than one clip: one padded clip
-])
+@pytest.mark.parametrize(
+    ("n", "clip_len", "stride", "expected"),
+    [
+        (64, 16, 16, [0, 16, 32, 48]),
+        (63, 16, 16, [0, 16, 32]),  # the tail that does not fill a clip is dropped
+        (20, 16, 2, [0, 2, 4]),
+        (10, 16, 16, [0]),  # shorter than one clip: one padded clip
+    ],
+)
 def test_sliding_windows(n, clip_len, stride, expected):
     assert sliding_windows(n, clip_len, stride).tolist() == expected
     assert len(expected) == (max((n - clip_len) // stride + 1, 1))
 
 
-@pytest.mark.parametrize(("n", "clip_len", "stride"), [(40, 8, 3), (40, 8, 8), (40, 4, 10),
-                                                        (5, 8, 8), (8, 8, 1)])
+@pytest.mark.parametrize(
+    ("n", "clip_len", "stride"), [(40, 8, 3), (40, 8, 8), (40, 4, 10), (5, 8, 8), (8, 8, 1)]
+)
 def test_iter_windows_matches_slicing(n, clip_len, stride):
     frames = np.arange(n)[:, None, None, None] * np.ones((1, 2, 2, 3), dtype=np.int64)
     got = list(iter_windows(iter(frames), n, clip_len, stride))
@@ -85,8 +104,9 @@ def test_iter_windows_reports_a_short_read():
 def test_schedule_warmup_then_steps():
     param = torch.nn.Parameter(torch.zeros(1))
     opt = torch.optim.SGD([param], lr=1.0)
-    sched = build_scheduler(opt, iters_per_epoch=10, warmup_epochs=2, warmup_factor=0.01,
-                            milestones=[4, 6], gamma=0.1)
+    sched = build_scheduler(
+        opt, iters_per_epoch=10, warmup_epochs=2, warmup_factor=0.01, milestones=[4, 6], gamma=0.1
+    )
     lrs = []
     for _ in range(80):
         lrs.append(opt.param_groups[0]["lr"])

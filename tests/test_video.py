@@ -52,8 +52,11 @@ def test_resize_to_short_side(tmp_path):
 
 def _table(**durations):
     return pd.DataFrame(
-        {"video_id": list(durations), "filename": [f"{v}.mp4" for v in durations],
-         "duration": list(durations.values())}
+        {
+            "video_id": list(durations),
+            "filename": [f"{v}.mp4" for v in durations],
+            "duration": list(durations.values()),
+        }
     )
 
 

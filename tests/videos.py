@@ -16,8 +16,14 @@ def frame_pattern(index: int, height: int, width: int) -> np.ndarray:
     return frame
 
 
-def write_video(path: Path, num_frames: int, fps: int = 30, height: int = 32, width: int = 48,
-                codec: str = "libx264") -> Path:
+def write_video(
+    path: Path,
+    num_frames: int,
+    fps: int = 30,
+    height: int = 32,
+    width: int = 48,
+    codec: str = "libx264",
+) -> Path:
     """Write an mp4 whose frame i is :func:`frame_pattern` (i)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     with av.open(str(path), "w") as container:

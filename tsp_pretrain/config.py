@@ -101,8 +101,9 @@ class DatasetParams(Section):
         """What the format's parser takes: a path, or for tsp_csv {subset: csv path}."""
         if self.csv_files is None:
             return self.annotations
-        return {subset: str(Path(self.annotations) / name)
-                for subset, name in self.csv_files.items()}
+        return {
+            subset: str(Path(self.annotations) / name) for subset, name in self.csv_files.items()
+        }
 
 
 class AnnotationParams(Section):

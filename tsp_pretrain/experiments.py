@@ -29,19 +29,28 @@ PER_VIDEO = "metrics/per_video_auc.csv"
 def resolve_revision(name: str, repo: Path = Path()) -> str:
     """A git revision for ``name``: a DVC experiment name (refs/exps/.../name) or any git rev."""
     refs = subprocess.run(
-        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"], cwd=repo,
-        capture_output=True, text=True, check=True,
+        ["git", "for-each-ref", "--format=%(refname)", "refs/exps"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     matches = [r for r in refs if r.rsplit("/", 1)[-1] == name]
     if len(matches) > 1:
         raise ValueError(f"experiment name {name!r} is ambiguous: {matches}")
     if matches:
         return matches[0]
-    check = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
-                           cwd=repo, capture_output=True, text=True)
+    check = subprocess.run(
+        ["git", "rev-parse", "--verify", "--quiet", f"{name}^{{commit}}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
     if check.returncode != 0:
-        raise ValueError(f"{name!r} is neither a DVC experiment nor a git revision "
-                         "(see `dvc exp show` and `git log`)")
+        raise ValueError(
+            f"{name!r} is neither a DVC experiment nor a git revision "
+            "(see `dvc exp show` and `git log`)"
+        )
     return name
 
 
@@ -51,8 +60,9 @@ def read_per_video(name: str, repo: Path = Path(), encoder: str = "trained") -> 
         text = (repo / PER_VIDEO).read_text()
     else:
         rev = resolve_revision(name, repo)
-        shown = subprocess.run(["git", "show", f"{rev}:{PER_VIDEO}"], cwd=repo,
-                               capture_output=True, text=True)
+        shown = subprocess.run(
+            ["git", "show", f"{rev}:{PER_VIDEO}"], cwd=repo, capture_output=True, text=True
+        )
         if shown.returncode != 0:
             raise FileNotFoundError(f"{name}: no {PER_VIDEO} in that revision (was it evaluated?)")
         text = shown.stdout
@@ -60,21 +70,39 @@ def read_per_video(name: str, repo: Path = Path(), encoder: str = "trained") -> 
     return table[table["encoder"] == encoder].drop(columns="encoder")
 
 
-def compare(a: str, b: str, *, encoder: str = "trained", n_bootstrap: int = 10_000,
-            seed: int = 0, repo: Path = Path()) -> dict:
+def compare(
+    a: str,
+    b: str,
+    *,
+    encoder: str = "trained",
+    n_bootstrap: int = 10_000,
+    seed: int = 0,
+    repo: Path = Path(),
+) -> dict:
     """Paired bootstrap of the within-video AUC difference ``a - b`` over shared videos."""
-    interval = paired_bootstrap_tables(read_per_video(a, repo, encoder),
-                                       read_per_video(b, repo, encoder),
-                                       n_bootstrap=n_bootstrap, seed=seed)
-    return {"a": a, "b": b, "encoder": encoder, "mean_difference": round(interval.mean, 4),
-            "ci_low": round(interval.low, 4), "ci_high": round(interval.high, 4),
-            "num_videos": interval.num_videos}
+    interval = paired_bootstrap_tables(
+        read_per_video(a, repo, encoder),
+        read_per_video(b, repo, encoder),
+        n_bootstrap=n_bootstrap,
+        seed=seed,
+    )
+    return {
+        "a": a,
+        "b": b,
+        "encoder": encoder,
+        "mean_difference": round(interval.mean, 4),
+        "ci_low": round(interval.low, 4),
+        "ci_high": round(interval.high, 4),
+        "num_videos": interval.num_videos,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tsp_pretrain.experiments",
-                                     description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tsp_pretrain.experiments",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     cmp_ = sub.add_parser("compare", help="paired bootstrap of within-video AUC, A minus B")
     cmp_.add_argument("a", help="experiment name, git revision, or 'workspace'")
@@ -83,13 +111,15 @@ def main(argv: list[str] | None = None) -> None:
     cmp_.add_argument("--n-bootstrap", type=int, default=10_000)
     cmp_.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    r = compare(args.a, args.b, encoder=args.encoder, n_bootstrap=args.n_bootstrap,
-                seed=args.seed)
-    verdict = "above zero" if r["ci_low"] > 0 else "below zero" if r["ci_high"] < 0 else \
-        "contains zero"
-    print(f"within-video AUC ({r['encoder']} encoder), {r['a']} - {r['b']}: "
-          f"{r['mean_difference']:+.4f}, 95% CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
-          f"over {r['num_videos']} videos ({verdict})")
+    r = compare(args.a, args.b, encoder=args.encoder, n_bootstrap=args.n_bootstrap, seed=args.seed)
+    verdict = (
+        "above zero" if r["ci_low"] > 0 else "below zero" if r["ci_high"] < 0 else "contains zero"
+    )
+    print(
+        f"within-video AUC ({r['encoder']} encoder), {r['a']} - {r['b']}: "
+        f"{r['mean_difference']:+.4f}, 95% CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
+        f"over {r['num_videos']} videos ({verdict})"
+    )
 
 
 if __name__ == "__main__":

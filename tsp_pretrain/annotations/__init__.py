@@ -87,8 +87,10 @@ def build_annotations(
     if not clip_seconds > 0:
         raise ValueError(f"clip_seconds must be > 0, got {clip_seconds}")
     if not (min_background >= 0 and duration_tolerance >= 0):
-        raise ValueError("min_background and duration_tolerance must be >= 0, got "
-                         f"{min_background} and {duration_tolerance}")
+        raise ValueError(
+            "min_background and duration_tolerance must be >= 0, got "
+            f"{min_background} and {duration_tolerance}"
+        )
     if workers < 1:
         raise ValueError(f"workers must be >= 1, got {workers}")
     raw = parser(annotations, labels=labels, subset=subset)
@@ -100,18 +102,27 @@ def build_annotations(
         )
     raw.report.parameters.update(
         format=fmt,
-        annotations=({k: str(v) for k, v in annotations.items()}
-                     if isinstance(annotations, Mapping) else str(annotations)),
+        annotations=(
+            {k: str(v) for k, v in annotations.items()}
+            if isinstance(annotations, Mapping)
+            else str(annotations)
+        ),
         subset=subset,
         videos_dir=str(videos_dir),
         clip_seconds=clip_seconds,
         min_background=min_background,
         duration_tolerance=duration_tolerance,
     )
-    probed = probe_videos(raw.videos, videos_dir, probe=probe, locate=locate, workers=workers,
-                          progress=progress)
-    result = canonicalise(raw, probed, clip_seconds=clip_seconds, min_background=min_background,
-                          duration_tolerance=duration_tolerance)
+    probed = probe_videos(
+        raw.videos, videos_dir, probe=probe, locate=locate, workers=workers, progress=progress
+    )
+    result = canonicalise(
+        raw,
+        probed,
+        clip_seconds=clip_seconds,
+        min_background=min_background,
+        duration_tolerance=duration_tolerance,
+    )
     if result.videos.empty:
         problems = probed["problem"].value_counts().to_dict()
         raise AnnotationError(

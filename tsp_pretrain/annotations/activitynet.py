@@ -54,10 +54,13 @@ def parse_activitynet(
             '{"taxonomy": [...], "database": {"<id>": {"subset": ..., "annotations": [...]}}}'
         )
 
-    videos: dict[str, list[Any]] = {k: [] for k in ("video_id", "filename", "subset",
-                                                    "annotated_duration", "labelled", "source")}
-    segs: dict[str, list[Any]] = {k: [] for k in ("video_id", "t_start", "t_end", "label",
-                                                  "excluded", "source")}
+    videos: dict[str, list[Any]] = {
+        k: []
+        for k in ("video_id", "filename", "subset", "annotated_duration", "labelled", "source")
+    }
+    segs: dict[str, list[Any]] = {
+        k: [] for k in ("video_id", "t_start", "t_end", "label", "excluded", "source")
+    }
     for video_id, entry in database.items():
         where = f"{path}:database/{video_id}"
         if not isinstance(entry, dict) or "subset" not in entry:
@@ -78,8 +81,9 @@ def parse_activitynet(
                 raise AnnotationError(f'{at}: an annotation needs "segment" and "label"; add them')
             segment = ann["segment"]
             if not isinstance(segment, list | tuple) or len(segment) != 2:
-                raise AnnotationError(f"{at}/segment: expected [start, end] in seconds, "
-                                      f"got {segment!r}")
+                raise AnnotationError(
+                    f"{at}/segment: expected [start, end] in seconds, got {segment!r}"
+                )
             segs["video_id"].append(video_id)
             segs["t_start"].append(_number(segment[0], f"{at}/segment"))
             segs["t_end"].append(_number(segment[1], f"{at}/segment"))
@@ -116,8 +120,11 @@ def _load_json(path: Path, report: Report) -> Any:
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found; fix the path") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        where = f"line {err.lineno}, column {err.colno}" if isinstance(
-            err, json.JSONDecodeError) else "encoding"
+        where = (
+            f"line {err.lineno}, column {err.colno}"
+            if isinstance(err, json.JSONDecodeError)
+            else "encoding"
+        )
         raise AnnotationError(
             f"{path}: {where}: not valid JSON ({err}); expected the ActivityNet v1.3 JSON "
             "(activity_net.v1-3.min.json)"
@@ -133,14 +140,23 @@ def _load_json(path: Path, report: Report) -> Any:
         for video_id, values in dup.items():
             where = f"{path}:database/{video_id}"
             if all(v == values[0] for v in values):
-                report.add(video_id=video_id, issue="duplicate_video", action="merged",
-                           detail=f"listed {len(values)} times with identical content; kept one",
-                           source=where)
+                report.add(
+                    video_id=video_id,
+                    issue="duplicate_video",
+                    action="merged",
+                    detail=f"listed {len(values)} times with identical content; kept one",
+                    source=where,
+                )
             else:
                 del database[video_id]
-                report.add(video_id=video_id, issue="duplicate_video", action="skipped",
-                           detail=f"listed {len(values)} times with different content; keep "
-                                  "one entry per id", source=where)
+                report.add(
+                    video_id=video_id,
+                    issue="duplicate_video",
+                    action="skipped",
+                    detail=f"listed {len(values)} times with different content; keep "
+                    "one entry per id",
+                    source=where,
+                )
     return data
 
 

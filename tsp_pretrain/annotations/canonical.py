@@ -60,16 +60,21 @@ def collapse_videos(rows: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, s
     file's duration is used anyway. Returns the videos (first row per id) and the skipped ids.
     """
     groups = rows.groupby("video_id", sort=False)
-    distinct = groups.agg(subsets=("subset", "nunique"), files=("filename", "nunique"),
-                          durations=("annotated_duration", "nunique"))
-    conflicting = distinct[(distinct["subsets"] > 1) | (distinct["files"] > 1)
-                           | (distinct["durations"] > 1)]
+    distinct = groups.agg(
+        subsets=("subset", "nunique"),
+        files=("filename", "nunique"),
+        durations=("annotated_duration", "nunique"),
+    )
+    conflicting = distinct[
+        (distinct["subsets"] > 1) | (distinct["files"] > 1) | (distinct["durations"] > 1)
+    ]
     skipped: set[str] = set()
     for video_id, sub in rows[rows["video_id"].isin(conflicting.index)].groupby("video_id"):
         fatal = conflicting.at[video_id, "subsets"] > 1 or conflicting.at[video_id, "files"] > 1
         values = "; ".join(
             f"{col} {sorted(sub[col].dropna().unique().tolist())}"
-            for col in ("subset", "filename", "annotated_duration") if sub[col].nunique() > 1
+            for col in ("subset", "filename", "annotated_duration")
+            if sub[col].nunique() > 1
         )
         where = ", ".join(sub["source"].head(4)) + (" ..." if len(sub) > 4 else "")
         if fatal:
@@ -77,9 +82,13 @@ def collapse_videos(rows: pd.DataFrame, report: Report) -> tuple[pd.DataFrame, s
             detail = f"conflicting {values} (rows {where}); give each id one subset and file"
         else:
             detail = f"conflicting {values} (rows {where}); the file's duration is used"
-        report.add(video_id=video_id, issue="duplicate_video",
-                   action="skipped" if fatal else "kept", detail=detail,
-                   source=sub["source"].iloc[0])
+        report.add(
+            video_id=video_id,
+            issue="duplicate_video",
+            action="skipped" if fatal else "kept",
+            detail=detail,
+            source=sub["source"].iloc[0],
+        )
     videos = groups.first().reset_index()
     videos = videos[~videos["video_id"].isin(skipped)]
     return videos[RAW_VIDEO_COLUMNS].reset_index(drop=True), skipped
@@ -107,8 +116,15 @@ def probe_videos(
         path = locate(videos_dir, video_id, filename or None)
         if path is None:
             named = f" named {filename!r}" if filename else ""
-            return (video_id, filename, np.nan, np.nan, -1, "missing_video",
-                    f"no video file{named} found in {videos_dir}; download it")
+            return (
+                video_id,
+                filename,
+                np.nan,
+                np.nan,
+                -1,
+                "missing_video",
+                f"no video file{named} found in {videos_dir}; download it",
+            )
         relative = Path(path).relative_to(videos_dir).as_posix()
         try:
             info = probe(Path(path))
@@ -121,7 +137,7 @@ def probe_videos(
 
     # Small chunks: a thread task per video costs more than a fake probe, and tiny for PyAV.
     items = list(zip(videos["video_id"], videos["filename"], strict=True))
-    chunks = [items[i:i + _CHUNK] for i in range(0, len(items), _CHUNK)]
+    chunks = [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
     results: list[tuple] = []
     with (
         ThreadPoolExecutor(max_workers=max(1, workers)) as pool,
@@ -131,8 +147,15 @@ def probe_videos(
             results.extend(done)
             bar.update(len(done))
     probed = pd.DataFrame(results, columns=PROBED_COLUMNS)
-    return probed.astype({"video_id": str, "filename": str, "duration": "float64",
-                          "fps": "float64", "num_frames": "int64"})
+    return probed.astype(
+        {
+            "video_id": str,
+            "filename": str,
+            "duration": "float64",
+            "fps": "float64",
+            "num_frames": "int64",
+        }
+    )
 
 
 def canonicalise(
@@ -145,11 +168,13 @@ def canonicalise(
 ) -> CanonicalAnnotations:
     """Apply the module's rules to parsed annotations and probe results (see module docstring)."""
     report = raw.report
-    videos = raw.videos.merge(probed, on="video_id", how="left", suffixes=("_raw", ""),
-                              validate="one_to_one")
+    videos = raw.videos.merge(
+        probed, on="video_id", how="left", suffixes=("_raw", ""), validate="one_to_one"
+    )
     if videos["problem"].isna().any():
-        raise ValueError("probe results do not cover every parsed video; run probe_videos on "
-                         "raw.videos")
+        raise ValueError(
+            "probe results do not cover every parsed video; run probe_videos on raw.videos"
+        )
     _report_skipped_videos(videos, raw.segments, report)
     videos = videos[videos["problem"] == ""].reset_index(drop=True)
     _report_duration_mismatch(videos, duration_tolerance, report)
@@ -162,8 +187,12 @@ def canonicalise(
 
     labelled = videos[videos["labelled"]].set_index("video_id")["duration"]
     background = background_segments(occupied[["video_id", "t_start", "t_end"]], labelled)
-    background = _drop_short_background(background, max(clip_seconds, min_background),
-                                        videos.set_index("video_id")["source"], report)
+    background = _drop_short_background(
+        background,
+        max(clip_seconds, min_background),
+        videos.set_index("video_id")["source"],
+        report,
+    )
 
     label_ids = {name: i for i, name in enumerate(raw.labels)}
     out_segments = pd.concat(
@@ -179,10 +208,14 @@ def canonicalise(
         .reset_index(drop=True)
     )
     out_videos = videos[VIDEO_COLUMNS].sort_values("video_id", kind="stable")
-    result = CanonicalAnnotations(out_videos.reset_index(drop=True), out_segments,
-                                  list(raw.labels), report)
-    log.info("annotations: %s; report: %s", result.totals(),
-             {k: v for k, v in report.counts().items() if v})
+    result = CanonicalAnnotations(
+        out_videos.reset_index(drop=True), out_segments, list(raw.labels), report
+    )
+    log.info(
+        "annotations: %s; report: %s",
+        result.totals(),
+        {k: v for k, v in report.counts().items() if v},
+    )
     return result
 
 
@@ -204,9 +237,11 @@ def _report_skipped_videos(videos: pd.DataFrame, segments: pd.DataFrame, report:
 def _report_duration_mismatch(videos: pd.DataFrame, tolerance: float, report: Report) -> None:
     diff = (videos["annotated_duration"] - videos["duration"]).abs()
     rows = videos[diff > tolerance]
-    details = [f"annotation says {a:.3f} s, file says {f:.3f} s (tolerance {tolerance} s); "
-               "the file's duration is used"
-               for a, f in zip(rows["annotated_duration"], rows["duration"], strict=True)]
+    details = [
+        f"annotation says {a:.3f} s, file says {f:.3f} s (tolerance {tolerance} s); "
+        "the file's duration is used"
+        for a, f in zip(rows["annotated_duration"], rows["duration"], strict=True)
+    ]
     report.extend(rows, issue="duration_mismatch", action="kept", detail=details)
 
 
@@ -217,50 +252,80 @@ def _valid_times(segments: pd.DataFrame, report: Report) -> pd.DataFrame:
     """
     start, end, dur = segments["t_start"], segments["t_end"], segments["duration"]
     invalid = ~(np.isfinite(start) & np.isfinite(end))
-    report.extend(segments[invalid], issue="invalid_time", action="dropped",
-                  detail="start or end is missing or not finite; fix or remove the row")
+    report.extend(
+        segments[invalid],
+        issue="invalid_time",
+        action="dropped",
+        detail="start or end is missing or not finite; fix or remove the row",
+    )
     inverted = ~invalid & (end <= start)
-    report.extend(segments[inverted], issue="inverted", action="dropped",
-                  detail="end <= start; swap or fix the times")
+    report.extend(
+        segments[inverted],
+        issue="inverted",
+        action="dropped",
+        detail="end <= start; swap or fix the times",
+    )
     outside = ~invalid & ~inverted & ((end <= 0) | (start >= dur))
     rows = segments[outside]
-    report.extend(rows, issue="outside_video", action="dropped",
-                  detail=[f"segment lies outside the file's [0, {d:.3f}] s"
-                          for d in rows["duration"]])
+    report.extend(
+        rows,
+        issue="outside_video",
+        action="dropped",
+        detail=[f"segment lies outside the file's [0, {d:.3f}] s" for d in rows["duration"]],
+    )
     kept = segments[~(invalid | inverted | outside)]
     return kept.assign(
-        raw_start=kept["t_start"], raw_end=kept["t_end"],
+        raw_start=kept["t_start"],
+        raw_end=kept["t_end"],
         t_start=kept["t_start"].clip(lower=0.0),
         t_end=np.minimum(kept["t_end"], kept["duration"]),
     )
 
 
-def _usable_actions(actions: pd.DataFrame, labels: list[str], clip_seconds: float,
-                    report: Report) -> pd.DataFrame:
+def _usable_actions(
+    actions: pd.DataFrame, labels: list[str], clip_seconds: float, report: Report
+) -> pd.DataFrame:
     """Drop unknown labels and duplicates, report clipping, drop actions shorter than a clip."""
 
     def reported(frame: pd.DataFrame) -> pd.DataFrame:
         return frame.assign(t_start=frame["raw_start"], t_end=frame["raw_end"])
 
     unknown = ~actions["label"].isin(set(labels))
-    report.extend(reported(actions[unknown]), issue="unknown_label", action="dropped",
-                  detail="label not in the label map; fix its spelling or add it to the map")
+    report.extend(
+        reported(actions[unknown]),
+        issue="unknown_label",
+        action="dropped",
+        detail="label not in the label map; fix its spelling or add it to the map",
+    )
     actions = actions[~unknown]
     duplicate = actions.duplicated(["video_id", "raw_start", "raw_end", "label"])
-    report.extend(reported(actions[duplicate]), issue="duplicate_segment", action="dropped",
-                  detail="the same segment is listed earlier; remove the copy")
+    report.extend(
+        reported(actions[duplicate]),
+        issue="duplicate_segment",
+        action="dropped",
+        detail="the same segment is listed earlier; remove the copy",
+    )
     actions = actions[~duplicate]
     clipped = (actions["raw_start"] < 0) | (actions["raw_end"] > actions["duration"])
     rows = actions[clipped]
-    report.extend(reported(rows), issue="clipped", action="clipped",
-                  detail=[f"clipped to [{s:.3f}, {e:.3f}] (file duration {d:.3f} s)"
-                          for s, e, d in zip(rows["t_start"], rows["t_end"], rows["duration"],
-                                             strict=True)])
+    report.extend(
+        reported(rows),
+        issue="clipped",
+        action="clipped",
+        detail=[
+            f"clipped to [{s:.3f}, {e:.3f}] (file duration {d:.3f} s)"
+            for s, e, d in zip(rows["t_start"], rows["t_end"], rows["duration"], strict=True)
+        ],
+    )
     length = actions["t_end"] - actions["t_start"]
     short = length < clip_seconds
     rows = actions[short]
-    report.extend(reported(rows), issue="too_short", action="dropped",
-                  detail=[f"{n:.3f} s < one clip ({clip_seconds:.3f} s)" for n in length[short]])
+    report.extend(
+        reported(rows),
+        issue="too_short",
+        action="dropped",
+        detail=[f"{n:.3f} s < one clip ({clip_seconds:.3f} s)" for n in length[short]],
+    )
     return actions[~short]
 
 
@@ -278,26 +343,40 @@ def background_segments(intervals: pd.DataFrame, durations: pd.Series) -> pd.Dat
     covered_to = iv.groupby(vid, sort=False)["t_end"].cummax()
     previous = covered_to.groupby(vid, sort=False).shift(1).fillna(0.0)
     gap = iv["t_start"] > previous
-    inner = pd.DataFrame({"video_id": vid[gap], "t_start": previous[gap],
-                          "t_end": iv["t_start"][gap]})
+    inner = pd.DataFrame(
+        {"video_id": vid[gap], "t_start": previous[gap], "t_end": iv["t_start"][gap]}
+    )
     last = covered_to.groupby(vid, sort=False).last().reindex(durations.index).fillna(0.0)
     tail_mask = last < durations
-    tail = pd.DataFrame({"video_id": durations.index[tail_mask],
-                         "t_start": last[tail_mask].to_numpy(),
-                         "t_end": durations[tail_mask].to_numpy()})
+    tail = pd.DataFrame(
+        {
+            "video_id": durations.index[tail_mask],
+            "t_start": last[tail_mask].to_numpy(),
+            "t_end": durations[tail_mask].to_numpy(),
+        }
+    )
     out = pd.concat([inner, tail], ignore_index=True).astype(
-        {"video_id": "object", "t_start": "float64", "t_end": "float64"})
+        {"video_id": "object", "t_start": "float64", "t_end": "float64"}
+    )
     return out.sort_values(["video_id", "t_start"], kind="stable").reset_index(drop=True)
 
 
-def _drop_short_background(background: pd.DataFrame, min_length: float, sources: pd.Series,
-                           report: Report) -> pd.DataFrame:
+def _drop_short_background(
+    background: pd.DataFrame, min_length: float, sources: pd.Series, report: Report
+) -> pd.DataFrame:
     length = background["t_end"] - background["t_start"]
     short = length < min_length
     rows = background[short].assign(source=background.loc[short, "video_id"].map(sources))
-    report.extend(rows, issue="short_background", action="dropped",
-                  detail=[f"background gap of {n:.3f} s < {min_length:.3f} s "
-                          "(max of clip_seconds and min_background)" for n in length[short]])
+    report.extend(
+        rows,
+        issue="short_background",
+        action="dropped",
+        detail=[
+            f"background gap of {n:.3f} s < {min_length:.3f} s "
+            "(max of clip_seconds and min_background)"
+            for n in length[short]
+        ],
+    )
     return background[~short]
 
 

@@ -80,12 +80,21 @@ class Report:
         """Record one row."""
         _check_kind(issue, action)
         self._rows.append(
-            dict(video_id=video_id, t_start=t_start, t_end=t_end, label=label, issue=issue,
-                 action=action, detail=detail, source=source)
+            dict(
+                video_id=video_id,
+                t_start=t_start,
+                t_end=t_end,
+                label=label,
+                issue=issue,
+                action=action,
+                detail=detail,
+                source=source,
+            )
         )
 
-    def extend(self, rows: pd.DataFrame, *, issue: str, action: str, detail: str | Sequence[str]
-               ) -> None:
+    def extend(
+        self, rows: pd.DataFrame, *, issue: str, action: str, detail: str | Sequence[str]
+    ) -> None:
         """Record one row per row of ``rows`` (which has at least video_id and source)."""
         if rows.empty:
             return
@@ -173,8 +182,9 @@ class CanonicalAnnotations:
         region = self.segments["region"].value_counts()
         return {
             "videos": len(self.videos),
-            "videos_per_subset": {k: int(v) for k, v in
-                                  self.videos["subset"].value_counts().sort_index().items()},
+            "videos_per_subset": {
+                k: int(v) for k, v in self.videos["subset"].value_counts().sort_index().items()
+            },
             "foreground_segments": int(region.get(FOREGROUND, 0)),
             "background_segments": int(region.get(BACKGROUND, 0)),
             "labels": len(self.labels),
@@ -194,14 +204,22 @@ def normalise_subset(value: object, source: str) -> str:
 
 
 _SUBSET_ALIASES = {
-    "training": "training", "train": "training",
-    "validation": "validation", "val": "validation", "valid": "validation",
-    "testing": "testing", "test": "testing",
+    "training": "training",
+    "train": "training",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "testing": "testing",
+    "test": "testing",
 }
 
 
-def choose_labels(labels: Sequence[str] | str | Path | None, found: Iterable[str],
-                  found_source: str, report: Report) -> list[str]:
+def choose_labels(
+    labels: Sequence[str] | str | Path | None,
+    found: Iterable[str],
+    found_source: str,
+    report: Report,
+) -> list[str]:
     """The explicit label map when given, else the sorted ``found`` names (noted in the report)."""
     if labels is None:
         report.parameters["label_source"] = found_source
@@ -237,12 +255,28 @@ def load_label_list(labels: Sequence[str] | str | Path) -> list[str]:
 def raw_videos_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
     """A parser's video table with the :data:`RAW_VIDEO_COLUMNS` in order and stable dtypes."""
     frame = pd.DataFrame(rows, columns=RAW_VIDEO_COLUMNS)
-    return frame.astype({"video_id": str, "filename": str, "subset": str, "source": str,
-                         "annotated_duration": "float64", "labelled": "bool"})
+    return frame.astype(
+        {
+            "video_id": str,
+            "filename": str,
+            "subset": str,
+            "source": str,
+            "annotated_duration": "float64",
+            "labelled": "bool",
+        }
+    )
 
 
 def raw_segments_frame(rows: list[dict[str, Any]] | dict[str, list[Any]]) -> pd.DataFrame:
     """A parser's segment table with the :data:`RAW_SEGMENT_COLUMNS` in order and stable dtypes."""
     frame = pd.DataFrame(rows, columns=RAW_SEGMENT_COLUMNS)
-    return frame.astype({"video_id": str, "label": str, "source": str, "t_start": "float64",
-                         "t_end": "float64", "excluded": "bool"})
+    return frame.astype(
+        {
+            "video_id": str,
+            "label": str,
+            "source": str,
+            "t_start": "float64",
+            "t_end": "float64",
+            "excluded": "bool",
+        }
+    )

@@ -45,16 +45,21 @@ def parse_thumos14(
 ) -> RawAnnotations:
     """Read every ``*_val.txt`` / ``*_test.txt`` under the folder ``annotations``."""
     if subset is not None or isinstance(annotations, Mapping):
-        raise AnnotationError("thumos14: pass one folder and no subset (the file names say "
-                              "_val or _test)")
+        raise AnnotationError(
+            "thumos14: pass one folder and no subset (the file names say _val or _test)"
+        )
     folder = Path(annotations)
     if not folder.is_dir():
-        raise AnnotationError(f"{folder}: not a folder; pass the folder holding "
-                              "<ClassName>_val.txt / <ClassName>_test.txt")
+        raise AnnotationError(
+            f"{folder}: not a folder; pass the folder holding "
+            "<ClassName>_val.txt / <ClassName>_test.txt"
+        )
     files = sorted(p for p in folder.rglob("*.txt") if _FILE_NAME.match(p.name))
     if not files:
-        raise AnnotationError(f"{folder}: no <ClassName>_val.txt or <ClassName>_test.txt files "
-                              "found; point annotations at the THUMOS14 annotation folder")
+        raise AnnotationError(
+            f"{folder}: no <ClassName>_val.txt or <ClassName>_test.txt files "
+            "found; point annotations at the THUMOS14 annotation folder"
+        )
     rows = pd.DataFrame(
         [row for path in files for row in _read_file(path)],
         columns=["video_id", "t_start", "t_end", "label", "subset", "source"],
@@ -68,8 +73,9 @@ def parse_thumos14(
     segments = raw_segments_frame(rows.assign(excluded=rows["label"] == AMBIGUOUS))
     _report_ambiguous(segments, report)
 
-    label_map = choose_labels(labels, set(segments["label"]) - {AMBIGUOUS}, "class file names",
-                              report)
+    label_map = choose_labels(
+        labels, set(segments["label"]) - {AMBIGUOUS}, "class file names", report
+    )
     return RawAnnotations(videos=videos, segments=segments, labels=label_map, report=report)
 
 
@@ -85,26 +91,41 @@ def _read_file(path: Path) -> list[tuple[str, float, float, str, str, str]]:
                 continue
             where = f"{path}:{number}"
             if len(fields) != 3:
-                raise AnnotationError(f"{where}: expected 'video_name start end', got {line!r}; "
-                                      "fix or delete the line")
+                raise AnnotationError(
+                    f"{where}: expected 'video_name start end', got {line!r}; "
+                    "fix or delete the line"
+                )
             try:
                 start, end = float(fields[1]), float(fields[2])
             except ValueError:
-                raise AnnotationError(f"{where}: start/end {fields[1]!r} {fields[2]!r} are not "
-                                      "numbers of seconds; fix the line") from None
+                raise AnnotationError(
+                    f"{where}: start/end {fields[1]!r} {fields[2]!r} are not "
+                    "numbers of seconds; fix the line"
+                ) from None
             rows.append((fields[0], start, end, label, subset, where))
     return rows
 
 
 def _report_ambiguous(segments: pd.DataFrame, report: Report) -> None:
     ambiguous = segments[segments["excluded"]]
-    report.extend(ambiguous, issue="ambiguous", action="excluded",
-                  detail="ambiguous segment: neither a training label nor background")
+    report.extend(
+        ambiguous,
+        issue="ambiguous",
+        action="excluded",
+        detail="ambiguous segment: neither a training label nor background",
+    )
     actions = segments[~segments["excluded"]].reset_index(drop=True)
     pairs = actions.reset_index().merge(ambiguous, on="video_id", suffixes=("", "_amb"))
     overlap = (pairs["t_start"] < pairs["t_end_amb"]) & (pairs["t_start_amb"] < pairs["t_end"])
     hits = pairs[overlap].drop_duplicates("index")
-    report.extend(hits, issue="overlaps_ambiguous", action="kept",
-                  detail=[f"overlaps the ambiguous segment [{s}, {e}] at {src}; kept as a label"
-                          for s, e, src in zip(hits["t_start_amb"], hits["t_end_amb"],
-                                               hits["source_amb"], strict=True)])
+    report.extend(
+        hits,
+        issue="overlaps_ambiguous",
+        action="kept",
+        detail=[
+            f"overlaps the ambiguous segment [{s}, {e}] at {src}; kept as a label"
+            for s, e, src in zip(
+                hits["t_start_amb"], hits["t_end_amb"], hits["source_amb"], strict=True
+            )
+        ],
+    )

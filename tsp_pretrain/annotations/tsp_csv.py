@@ -45,10 +45,13 @@ def parse_tsp_csv(
     """Read TSP ground-truth CSVs: ``{subset: path}``, or one path together with ``subset``."""
     if isinstance(annotations, Mapping):
         if subset is not None:
-            raise AnnotationError("tsp_csv: give either {subset: csv} or one csv with subset=, "
-                                  "not both")
-        tables = [(normalise_subset(s, f"tsp_csv annotations key {s!r}"), Path(p))
-                  for s, p in annotations.items()]
+            raise AnnotationError(
+                "tsp_csv: give either {subset: csv} or one csv with subset=, not both"
+            )
+        tables = [
+            (normalise_subset(s, f"tsp_csv annotations key {s!r}"), Path(p))
+            for s, p in annotations.items()
+        ]
     else:
         if subset is None:
             raise AnnotationError(
@@ -65,14 +68,14 @@ def parse_tsp_csv(
     is_action = rows["region"] == ACTION
     n_background = int((~is_action).sum())
     if n_background:
-        log.info("tsp_csv: ignored %d 'No action' rows; the background is recomputed",
-                 n_background)
+        log.info("tsp_csv: ignored %d 'No action' rows; the background is recomputed", n_background)
     report.parameters["ignored_no_action_rows"] = n_background
     actions = rows[is_action & ~rows["video_id"].isin(skipped)]
     segments = raw_segments_frame(actions.assign(excluded=False))
 
-    label_map = choose_labels(labels, set(rows.loc[is_action, "label"]) - {""},
-                              "labels used in the CSVs", report)
+    label_map = choose_labels(
+        labels, set(rows.loc[is_action, "label"]) - {""}, "labels used in the CSVs", report
+    )
     return RawAnnotations(videos=videos, segments=segments, labels=label_map, report=report)
 
 
@@ -103,8 +106,11 @@ def _read_table(path: Path, subset: str) -> pd.DataFrame:
             "video_id": table["video-name"],
             "filename": table.get("filename", ""),
             "subset": subset,
-            "annotated_duration": (_seconds(table, "video-duration", path)
-                                   if "video-duration" in table else float("nan")),
+            "annotated_duration": (
+                _seconds(table, "video-duration", path)
+                if "video-duration" in table
+                else float("nan")
+            ),
             "labelled": True,
             "source": sources,
             "t_start": _seconds(table, "t-start", path),
@@ -122,8 +128,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
             reader = csv.reader(f, skipinitialspace=True)
             header = [name.strip() for name in next(reader, [])]
             if not header:
-                raise AnnotationError(f"{path}: empty file; expected the header line "
-                                      f"{','.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}")
+                raise AnnotationError(
+                    f"{path}: empty file; expected the header line "
+                    f"{','.join(REQUIRED_COLUMNS + OPTIONAL_COLUMNS)}"
+                )
             rows, lines = [], []
             for row in reader:
                 if not any(cell.strip() for cell in row):

@@ -24,9 +24,14 @@ class ClipDataset(Dataset):
     video feature; when given, each item carries its video's GVF.
     """
 
-    def __init__(self, store: FrameStore, samples: pd.DataFrame, clip_len: int,
-                 transform: Callable[[torch.Tensor], torch.Tensor],
-                 gvf: Mapping[str, torch.Tensor] | None = None) -> None:
+    def __init__(
+        self,
+        store: FrameStore,
+        samples: pd.DataFrame,
+        clip_len: int,
+        transform: Callable[[torch.Tensor], torch.Tensor],
+        gvf: Mapping[str, torch.Tensor] | None = None,
+    ) -> None:
         missing = sorted(set(samples["video_id"]) - set(store.video_ids))
         if missing:
             raise KeyError(

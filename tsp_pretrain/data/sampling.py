@@ -20,8 +20,9 @@ import pandas as pd
 FOREGROUND, BACKGROUND = 1, 0
 
 
-def segments_for(segments: pd.DataFrame, videos: pd.DataFrame, subset: str,
-                 foreground_only: bool) -> pd.DataFrame:
+def segments_for(
+    segments: pd.DataFrame, videos: pd.DataFrame, subset: str, foreground_only: bool
+) -> pd.DataFrame:
     """Segments of the videos in ``subset`` (all, or foreground only for TAC)."""
     ids = set(videos.loc[videos["subset"] == subset, "video_id"])
     if not ids:
@@ -33,16 +34,23 @@ def segments_for(segments: pd.DataFrame, videos: pd.DataFrame, subset: str,
     return segments[keep].reset_index(drop=True)
 
 
-def sample_clips(segments: pd.DataFrame, *, clips_per_segment: int, clip_seconds: float,
-                 frame_rate: float, rng: np.random.Generator | None) -> pd.DataFrame:
+def sample_clips(
+    segments: pd.DataFrame,
+    *,
+    clips_per_segment: int,
+    clip_seconds: float,
+    frame_rate: float,
+    rng: np.random.Generator | None,
+) -> pd.DataFrame:
     """One epoch's clips: columns video_id, start_frame, action, region.
 
     ``rng=None`` gives the evenly spaced validation clips. Segments shorter than one clip are
     expected to have been dropped by the annotation stage; here they start at ``t_start``.
     """
     n = len(segments)
-    room = np.maximum(segments["t_end"].to_numpy() - segments["t_start"].to_numpy() - clip_seconds,
-                      0.0)
+    room = np.maximum(
+        segments["t_end"].to_numpy() - segments["t_start"].to_numpy() - clip_seconds, 0.0
+    )
     if rng is None:
         frac = np.tile(np.linspace(0.0, 1.0, clips_per_segment), n)
     else:
@@ -50,12 +58,16 @@ def sample_clips(segments: pd.DataFrame, *, clips_per_segment: int, clip_seconds
     starts = np.repeat(segments["t_start"].to_numpy(), clips_per_segment)
     starts = starts + frac * np.repeat(room, clips_per_segment)
     fg = np.repeat((segments["region"] == "foreground").to_numpy(), clips_per_segment)
-    return pd.DataFrame({
-        "video_id": np.repeat(segments["video_id"].to_numpy(), clips_per_segment),
-        "start_frame": np.round(starts * frame_rate).astype(np.int64),
-        "action": np.where(fg, np.repeat(segments["label_id"].to_numpy(), clips_per_segment), -1),
-        "region": np.where(fg, FOREGROUND, BACKGROUND),
-    })
+    return pd.DataFrame(
+        {
+            "video_id": np.repeat(segments["video_id"].to_numpy(), clips_per_segment),
+            "start_frame": np.round(starts * frame_rate).astype(np.int64),
+            "action": np.where(
+                fg, np.repeat(segments["label_id"].to_numpy(), clips_per_segment), -1
+            ),
+            "region": np.where(fg, FOREGROUND, BACKGROUND),
+        }
+    )
 
 
 def sliding_windows(num_frames: int, clip_len: int, stride: int) -> np.ndarray:

@@ -29,20 +29,24 @@ class TrainPreset(_Preset):
     """Random crop, random horizontal flip, scale to [0, 1], normalise."""
 
     def __init__(self, *, crop_size: int, mean=KINETICS_MEAN, std=KINETICS_STD) -> None:
-        super().__init__([
-            v2.RandomCrop(crop_size),
-            v2.RandomHorizontalFlip(),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean, std),
-        ])
+        super().__init__(
+            [
+                v2.RandomCrop(crop_size),
+                v2.RandomHorizontalFlip(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean, std),
+            ]
+        )
 
 
 class EvalPreset(_Preset):
     """Centre crop, scale to [0, 1], normalise (validation, GVF and feature extraction)."""
 
     def __init__(self, *, crop_size: int, mean=KINETICS_MEAN, std=KINETICS_STD) -> None:
-        super().__init__([
-            v2.CenterCrop(crop_size),
-            v2.ToDtype(torch.float32, scale=True),
-            v2.Normalize(mean, std),
-        ])
+        super().__init__(
+            [
+                v2.CenterCrop(crop_size),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(mean, std),
+            ]
+        )

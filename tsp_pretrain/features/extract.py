@@ -26,8 +26,9 @@ from tsp_pretrain.video.store import FrameStore, FrameStoreError, StoredFrames
 log = logging.getLogger(__name__)
 
 
-def iter_windows(frames: Iterator[np.ndarray], num_frames: int, clip_len: int,
-                 stride: int) -> Iterator[tuple[int, np.ndarray]]:
+def iter_windows(
+    frames: Iterator[np.ndarray], num_frames: int, clip_len: int, stride: int
+) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, clip)`` for every window, reading ``frames`` once, in order.
 
     Only the frames of the current window are kept in memory. A video shorter than one clip gives
@@ -58,9 +59,16 @@ def iter_windows(frames: Iterator[np.ndarray], num_frames: int, clip_len: int,
 
 
 @torch.inference_mode()
-def extract_video(encoder: nn.Module, video: StoredFrames, *, clip_len: int, stride: int,
-                  preset: EvalPreset, batch_size: int, device: torch.device) -> tuple[np.ndarray,
-                                                                                      np.ndarray]:
+def extract_video(
+    encoder: nn.Module,
+    video: StoredFrames,
+    *,
+    clip_len: int,
+    stride: int,
+    preset: EvalPreset,
+    batch_size: int,
+    device: torch.device,
+) -> tuple[np.ndarray, np.ndarray]:
     """Features (T x F float32) and clip start frames (T) of one stored video."""
     feats, starts, batch = [], [], []
 
@@ -80,10 +88,21 @@ def extract_video(encoder: nn.Module, video: StoredFrames, *, clip_len: int, str
     return np.concatenate(feats), np.asarray(starts, dtype=np.int64)
 
 
-def extract_dataset(encoder: nn.Module, store: FrameStore, videos: pd.DataFrame, out_dir: Path, *,
-                    settings: dict, clip_len: int, stride: int, frame_rate: float,
-                    crop_size: int, batch_size: int, device: torch.device,
-                    progress: bool = True) -> dict[str, int]:
+def extract_dataset(
+    encoder: nn.Module,
+    store: FrameStore,
+    videos: pd.DataFrame,
+    out_dir: Path,
+    *,
+    settings: dict,
+    clip_len: int,
+    stride: int,
+    frame_rate: float,
+    crop_size: int,
+    batch_size: int,
+    device: torch.device,
+    progress: bool = True,
+) -> dict[str, int]:
     """Extract features for every video of ``videos`` (columns video_id, filename).
 
     Videos missing from the frame store (skipped at decoding) are skipped and counted. Returns
@@ -100,40 +119,59 @@ def extract_dataset(encoder: nn.Module, store: FrameStore, videos: pd.DataFrame,
     preset = EvalPreset(crop_size=crop_size)
     counts = {"extracted": 0, "reused": 0, "missing": 0}
     wanted = videos[["video_id", "filename"]].itertuples(index=False)
-    for video_id, filename in tqdm(list(wanted), desc="extract", unit="video", disable=not progress):
+    for video_id, filename in tqdm(
+        list(wanted), desc="extract", unit="video", disable=not progress
+    ):
         if video_id in index.videos:
             counts["reused"] += 1
             continue
         if video_id not in store:
-            log.warning("video %s is not in the frame store (see the decode report): skipped",
-                        video_id)
+            log.warning(
+                "video %s is not in the frame store (see the decode report): skipped", video_id
+            )
             counts["missing"] += 1
             continue
-        feats, starts = extract_video(encoder, store.open(video_id), clip_len=clip_len,
-                                      stride=stride, preset=preset, batch_size=batch_size,
-                                      device=device)
+        feats, starts = extract_video(
+            encoder,
+            store.open(video_id),
+            clip_len=clip_len,
+            stride=stride,
+            preset=preset,
+            batch_size=batch_size,
+            device=device,
+        )
         file = f"{Path(filename).stem}.npy"
         write_features(out_dir / file, feats)
         num_frames = store.open(video_id).num_frames
-        index.videos[video_id] = {"file": file, "num_clips": len(starts),
-                                  "num_frames": num_frames}
+        index.videos[video_id] = {"file": file, "num_clips": len(starts), "num_frames": num_frames}
         index.save()
         counts["extracted"] += 1
     _write_clips_table(index, out_dir, clip_len, stride, frame_rate)
     return counts
 
 
-def _write_clips_table(index: FeatureIndex, out_dir: Path, clip_len: int, stride: int,
-                       frame_rate: float) -> None:
+def _write_clips_table(
+    index: FeatureIndex, out_dir: Path, clip_len: int, stride: int, frame_rate: float
+) -> None:
     rows = []
     for vid in sorted(index.videos):
         entry = index.videos[vid]
         starts = sliding_windows(entry["num_frames"], clip_len, stride)
         ends = np.minimum(starts + clip_len, max(entry["num_frames"], 1))
-        rows.append(pd.DataFrame({
-            "video_id": vid, "clip_index": np.arange(len(starts)), "start_frame": starts,
-            "t_start": starts / frame_rate, "t_end": ends / frame_rate,
-        }))
-    table = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        columns=["video_id", "clip_index", "start_frame", "t_start", "t_end"])
+        rows.append(
+            pd.DataFrame(
+                {
+                    "video_id": vid,
+                    "clip_index": np.arange(len(starts)),
+                    "start_frame": starts,
+                    "t_start": starts / frame_rate,
+                    "t_end": ends / frame_rate,
+                }
+            )
+        )
+    table = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame(columns=["video_id", "clip_index", "start_frame", "t_start", "t_end"])
+    )
     table.to_csv(out_dir / CLIPS_FILE, index=False, float_format="%.4f")

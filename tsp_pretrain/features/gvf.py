@@ -14,8 +14,9 @@ import numpy as np
 import torch
 
 
-def global_video_features(features: Mapping[str, np.ndarray],
-                          pool: Literal["max", "avg"] = "max") -> dict[str, torch.Tensor]:
+def global_video_features(
+    features: Mapping[str, np.ndarray], pool: Literal["max", "avg"] = "max"
+) -> dict[str, torch.Tensor]:
     """Max- (the paper) or average-pool each video's ``T x F`` features over time."""
     if pool not in ("max", "avg"):
         raise ValueError(f"pool must be 'max' or 'avg', got {pool!r}")

@@ -37,7 +37,8 @@ class FeatureIndex:
                 data = json.load(f)
             if data.get("settings") == settings:
                 self.videos = {
-                    vid: entry for vid, entry in data["videos"].items()
+                    vid: entry
+                    for vid, entry in data["videos"].items()
                     if (self.root / entry["file"]).is_file()
                 }
 
@@ -45,8 +46,9 @@ class FeatureIndex:
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / (INDEX_FILE + ".tmp")
         with tmp.open("w") as f:
-            json.dump({"settings": self.settings, "videos": self.videos}, f, indent=1,
-                      sort_keys=True)
+            json.dump(
+                {"settings": self.settings, "videos": self.videos}, f, indent=1, sort_keys=True
+            )
         os.replace(tmp, self.root / INDEX_FILE)
 
 

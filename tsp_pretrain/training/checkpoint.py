@@ -58,16 +58,21 @@ def load_resumable(path: str | Path, expected_fingerprint: str) -> dict | None:
     return state
 
 
-def save_encoder(path: str | Path, backbone: torch.nn.Module, *, backbone_name: str,
-                 feature_dim: int, info: dict) -> None:
+def save_encoder(
+    path: str | Path, backbone: torch.nn.Module, *, backbone_name: str, feature_dim: int, info: dict
+) -> None:
     """The encoder alone (no heads): what extraction and the GVF need.
 
     The state dict sits under ``"model"`` with torchvision's own key names, so the file is also a
     valid ``encoder.weights`` path for another experiment.
     """
     save_atomic(
-        {"backbone": backbone_name, "feature_dim": feature_dim,
-         "model": backbone.state_dict(), "info": info},
+        {
+            "backbone": backbone_name,
+            "feature_dim": feature_dim,
+            "model": backbone.state_dict(),
+            "info": info,
+        },
         path,
     )
 

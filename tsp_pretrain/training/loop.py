@@ -71,16 +71,25 @@ class _Sums:
                 self.sums[key] += logs[key]
 
     def result(self) -> dict[str, float]:
-        out = {k: self.sums[k] / max(self.batches, 1) for k in ("loss", "loss_action", "loss_region")
-               if k in self.sums}
+        out = {
+            k: self.sums[k] / max(self.batches, 1)
+            for k in ("loss", "loss_action", "loss_region")
+            if k in self.sums
+        }
         for head in ("action", "region"):
             if self.sums.get(f"n_{head}"):
                 out[f"acc_{head}"] = self.sums[f"correct_{head}"] / self.sums[f"n_{head}"]
         return out
 
 
-def _loader(dataset: ClipDataset, batch_size: int, workers: int, device: torch.device,
-            shuffle: bool, seed: int) -> DataLoader:
+def _loader(
+    dataset: ClipDataset,
+    batch_size: int,
+    workers: int,
+    device: torch.device,
+    shuffle: bool,
+    seed: int,
+) -> DataLoader:
     return DataLoader(
         dataset,
         batch_size=batch_size,
@@ -96,8 +105,14 @@ def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
 
 
-def validate(model: TSPModel, loader: DataLoader, device: torch.device, amp: bool,
-             alpha_action: float, alpha_region: float) -> dict[str, float]:
+def validate(
+    model: TSPModel,
+    loader: DataLoader,
+    device: torch.device,
+    amp: bool,
+    alpha_action: float,
+    alpha_region: float,
+) -> dict[str, float]:
     """Loss and per-head accuracies on the fixed validation clips."""
     model.eval()
     sums = _Sums()
@@ -108,10 +123,20 @@ def validate(model: TSPModel, loader: DataLoader, device: torch.device, amp: boo
     return sums.result()
 
 
-def train(model: TSPModel, data: ClipSource, params: OptimParams, *, crop_size: int,
-          checkpoint: Path,
-          live_dir: Path, fingerprint: str, seed: int, foreground_only: bool,
-          alpha_action: float = 1.0, alpha_region: float = 1.0) -> dict[str, float]:
+def train(
+    model: TSPModel,
+    data: ClipSource,
+    params: OptimParams,
+    *,
+    crop_size: int,
+    checkpoint: Path,
+    live_dir: Path,
+    fingerprint: str,
+    seed: int,
+    foreground_only: bool,
+    alpha_action: float = 1.0,
+    alpha_region: float = 1.0,
+) -> dict[str, float]:
     """Train ``model`` for ``params.epochs`` epochs, resuming from ``checkpoint`` if it matches.
 
     ``foreground_only`` (TAC) samples clips from foreground segments only. Returns the last
@@ -128,13 +153,17 @@ def train(model: TSPModel, data: ClipSource, params: OptimParams, *, crop_size: 
     iters_per_epoch = max(epoch_clips // params.batch_size, 1)
 
     optimizer = torch.optim.SGD(
-        param_groups(model, params.lr_stem, params.lr_backbone, params.lr_heads,
-                     params.weight_decay),
+        param_groups(
+            model, params.lr_stem, params.lr_backbone, params.lr_heads, params.weight_decay
+        ),
         momentum=params.momentum,
     )
     scheduler = build_scheduler(
-        optimizer, iters_per_epoch=iters_per_epoch, warmup_epochs=params.warmup_epochs,
-        warmup_factor=params.warmup_factor, milestones=params.lr_milestones,
+        optimizer,
+        iters_per_epoch=iters_per_epoch,
+        warmup_epochs=params.warmup_epochs,
+        warmup_factor=params.warmup_factor,
+        milestones=params.lr_milestones,
         gamma=params.lr_gamma,
     )
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
@@ -150,34 +179,56 @@ def train(model: TSPModel, data: ClipSource, params: OptimParams, *, crop_size: 
 
     valid_samples = sample_clips(
         data.valid_segments[data.valid_segments["region"] == "foreground"]
-        if foreground_only else data.valid_segments,
-        clips_per_segment=params.clips_per_segment, clip_seconds=data.clip_seconds,
-        frame_rate=data.frame_rate, rng=None,
+        if foreground_only
+        else data.valid_segments,
+        clips_per_segment=params.clips_per_segment,
+        clip_seconds=data.clip_seconds,
+        frame_rate=data.frame_rate,
+        rng=None,
     )
     eval_preset = EvalPreset(crop_size=crop_size)
     train_preset = TrainPreset(crop_size=crop_size)
     gvf = data.gvf if model.uses_gvf else None
-    valid_loader = _loader(ClipDataset(data.store, valid_samples, data.clip_len, eval_preset, gvf),
-                           params.batch_size, params.workers, device, shuffle=False, seed=seed)
-    log.info("%d training segments, %d clips per epoch, %d iterations per epoch, device %s",
-             len(train_segments), epoch_clips, iters_per_epoch, device)
+    valid_loader = _loader(
+        ClipDataset(data.store, valid_samples, data.clip_len, eval_preset, gvf),
+        params.batch_size,
+        params.workers,
+        device,
+        shuffle=False,
+        seed=seed,
+    )
+    log.info(
+        "%d training segments, %d clips per epoch, %d iterations per epoch, device %s",
+        len(train_segments),
+        epoch_clips,
+        iters_per_epoch,
+        device,
+    )
 
     if state is None:
         metrics: dict[str, float] = {}
-    with Live(str(live_dir), resume=start_epoch > 0, dvcyaml=False, save_dvc_exp=False,
-              report=None) as live:
+    with Live(
+        str(live_dir), resume=start_epoch > 0, dvcyaml=False, save_dvc_exp=False, report=None
+    ) as live:
         if start_epoch > 0:
             live.step = start_epoch
         for epoch in range(start_epoch, params.epochs):
             torch.manual_seed(seed * 10_007 + epoch)
             samples = sample_clips(
-                train_segments, clips_per_segment=params.clips_per_segment,
-                clip_seconds=data.clip_seconds, frame_rate=data.frame_rate,
+                train_segments,
+                clips_per_segment=params.clips_per_segment,
+                clip_seconds=data.clip_seconds,
+                frame_rate=data.frame_rate,
                 rng=np.random.default_rng([seed, epoch]),
             )
-            loader = _loader(ClipDataset(data.store, samples, data.clip_len, train_preset, gvf),
-                             params.batch_size, params.workers, device, shuffle=True,
-                             seed=seed * 10_007 + epoch)
+            loader = _loader(
+                ClipDataset(data.store, samples, data.clip_len, train_preset, gvf),
+                params.batch_size,
+                params.workers,
+                device,
+                shuffle=True,
+                seed=seed * 10_007 + epoch,
+            )
             model.train()
             sums = _Sums()
             bar = tqdm(loader, desc=f"epoch {epoch + 1}/{params.epochs}", unit="batch")
@@ -199,20 +250,37 @@ def train(model: TSPModel, data: ClipSource, params: OptimParams, *, crop_size: 
                 clips_seen["fg_clips"] += int((batch["action"] >= 0).sum())
                 bar.set_postfix(loss=f"{logs['loss']:.3f}")
             metrics = {f"train/{k}": v for k, v in sums.result().items()}
-            metrics |= {f"valid/{k}": v for k, v in validate(
-                model, valid_loader, device, params.amp, alpha_action, alpha_region).items()}
+            metrics |= {
+                f"valid/{k}": v
+                for k, v in validate(
+                    model, valid_loader, device, params.amp, alpha_action, alpha_region
+                ).items()
+            }
             metrics |= {f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups}
             metrics |= {f"seen/{k}": v for k, v in clips_seen.items()}
             for name, value in metrics.items():
                 live.log_metric(name, value)
-            log.info("epoch %d/%d: %s", epoch + 1, params.epochs,
-                     ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if "/" in k
-                               and not k.startswith("lr/")))
+            log.info(
+                "epoch %d/%d: %s",
+                epoch + 1,
+                params.epochs,
+                ", ".join(
+                    f"{k} {v:.4g}"
+                    for k, v in metrics.items()
+                    if "/" in k and not k.startswith("lr/")
+                ),
+            )
             save_atomic(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "lr_scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                 "epoch": epoch, "clips_seen": clips_seen, "metrics": metrics,
-                 "fingerprint": fingerprint},
+                {
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "lr_scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict(),
+                    "epoch": epoch,
+                    "clips_seen": clips_seen,
+                    "metrics": metrics,
+                    "fingerprint": fingerprint,
+                },
                 checkpoint,
             )
             live.next_step()

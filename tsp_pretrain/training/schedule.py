@@ -13,9 +13,15 @@ import torch
 from torch.optim.lr_scheduler import LinearLR, LRScheduler, MultiStepLR, SequentialLR
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, *, iters_per_epoch: int,
-                    warmup_epochs: float, warmup_factor: float, milestones: Sequence[int],
-                    gamma: float) -> LRScheduler:
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    *,
+    iters_per_epoch: int,
+    warmup_epochs: float,
+    warmup_factor: float,
+    milestones: Sequence[int],
+    gamma: float,
+) -> LRScheduler:
     """Warm-up + multi-step decay, stepped once per iteration."""
     warmup_iters = round(warmup_epochs * iters_per_epoch)
     decay = MultiStepLR(
@@ -25,6 +31,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, *, iters_per_epoch: int,
     )
     if warmup_iters == 0:
         return decay
-    warmup = LinearLR(optimizer, start_factor=warmup_factor, end_factor=1.0,
-                      total_iters=warmup_iters)
+    warmup = LinearLR(
+        optimizer, start_factor=warmup_factor, end_factor=1.0, total_iters=warmup_iters
+    )
     return SequentialLR(optimizer, [warmup, decay], milestones=[warmup_iters])

@@ -3,8 +3,8 @@
 Resampling uses FFmpeg's ``fps`` filter through PyAV's filter graph (the same rule as the official
 recipe's ``ffmpeg -filter:v fps=...`` re-encode). Its rule: output frame k (time k / frame_rate
 after the first frame) is the last source frame that starts before (k + 0.5) / frame_rate, i.e.
-source frame ``ceil((k + 0.5) * source_fps / frame_rate) - 1``: every 2nd frame for 30 -> 15 fps. Resizing uses FFmpeg's ``scale`` filter (area
-interpolation, which does not alias on downscaling) to a fixed short side; the RGB conversion is
+source frame ``ceil((k + 0.5) * source_fps / frame_rate) - 1``: every 2nd frame for 30 -> 15 fps.
+Resizing uses FFmpeg's ``scale`` filter (area interpolation, which does not alias on downscaling) to a fixed short side; the RGB conversion is
 PyAV's ``to_ndarray(format="rgb24")``, identical to a direct decode.
 
 :func:`decode_dataset` runs over a videos table in parallel processes, skips videos already decoded
@@ -13,6 +13,7 @@ with the same settings (resumable), and reports, never crashes on, unreadable or
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from collections.abc import Iterator
@@ -81,7 +82,7 @@ def decode_frames(
             if (h, w) != (height, width):
                 chain.append(graph.add("scale", f"w={w}:h={h}:flags=area"))
         chain.append(graph.add("buffersink"))
-        for a, b in zip(chain, chain[1:], strict=False):
+        for a, b in itertools.pairwise(chain):
             a.link_to(b)
         graph.configure()
 
@@ -194,8 +195,13 @@ def decode_dataset(
     index = read_index(out_dir)
     report = DecodeReport()
     jobs = [
-        DecodeJob(r.video_id, str(Path(videos_dir) / r.filename), float(r.duration),
-                  str(out_dir), settings)
+        DecodeJob(
+            r.video_id,
+            str(Path(videos_dir) / r.filename),
+            float(r.duration),
+            str(out_dir),
+            settings,
+        )
         for r in videos.itertuples(index=False)
     ]
     wanted = {job.video_id for job in jobs}
@@ -209,7 +215,9 @@ def decode_dataset(
         else:
             index.pop(job.video_id, None)
             todo.append(job)
-    known_files = {e.file for e in index.values()} | {f"{j.video_id}{settings.suffix}" for j in jobs}
+    known_files = {e.file for e in index.values()} | {
+        f"{j.video_id}{settings.suffix}" for j in jobs
+    }
     for path in out_dir.iterdir():
         if path.name != "index.json" and path.name not in known_files:
             path.unlink()

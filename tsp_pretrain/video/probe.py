@@ -69,7 +69,9 @@ def probe_video(path: str | Path) -> VideoInfo:
     return VideoInfo(duration, fps, num_frames, width, height)
 
 
-def find_video_file(videos_dir: str | Path, video_id: str, filename: str | None = None) -> Path | None:
+def find_video_file(
+    videos_dir: str | Path, video_id: str, filename: str | None = None
+) -> Path | None:
     """Locate a video's file in ``videos_dir``.
 
     ``filename`` (when the annotation names one) wins; otherwise ``v_<id>.<ext>`` (the ActivityNet

@@ -1,4 +1,4 @@
-"""The frame store: every video decoded once, at ``frame_rate`` and a fixed size, one file per video.
+"""The frame store: every video decoded once, at ``frame_rate`` and a fixed size, one file each.
 
 Training reads random clips from it; feature extraction reads it front to back. Two formats share
 one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-store.md``):
@@ -7,7 +7,8 @@ one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-sto
   times faster than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for
   the demo and for any dataset whose decoded size fits on disk.
 - ``mp4``: H.264 re-encode with a short keyframe interval (``keyint``), so a random clip needs at
-  most ``keyint`` frames of decoding after a seek. 20-50x smaller on disk; for ActivityNet-sized data.
+  most ``keyint`` frames of decoding after a seek. 20-50x smaller on disk: for ActivityNet-sized
+  data.
 
 ``index.json`` beside the files records, per video, the settings it was decoded with and its frame
 count; it is what makes the decode stage resumable and what readers trust for ``num_frames``.
@@ -86,9 +87,7 @@ def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
     root = Path(root)
     tmp = root / (INDEX_FILE + ".tmp")
     with tmp.open("w") as f:
-        json.dump(
-            {"videos": {vid: entries[vid].to_json() for vid in sorted(entries)}}, f, indent=1
-        )
+        json.dump({"videos": {vid: entries[vid].to_json() for vid in sorted(entries)}}, f, indent=1)
     os.replace(tmp, root / INDEX_FILE)
 
 

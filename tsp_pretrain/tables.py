@@ -22,11 +22,14 @@ class AnnotationTables:
         videos = self.videos[self.videos["subset"] == name]
         if videos.empty:
             known = ", ".join(sorted(self.videos["subset"].unique()))
-            raise ValueError(f"no video in subset {name!r} (subsets present: {known}); "
-                             "set datasets.<name>.train_subset / valid_subset in params.yaml")
+            raise ValueError(
+                f"no video in subset {name!r} (subsets present: {known}); "
+                "set datasets.<name>.train_subset / valid_subset in params.yaml"
+            )
         segments = self.segments[self.segments["video_id"].isin(videos["video_id"])]
-        return AnnotationTables(videos.reset_index(drop=True), segments.reset_index(drop=True),
-                                self.labels)
+        return AnnotationTables(
+            videos.reset_index(drop=True), segments.reset_index(drop=True), self.labels
+        )
 
 
 def read_annotations(folder: str | Path) -> AnnotationTables:
@@ -38,8 +41,12 @@ def read_annotations(folder: str | Path) -> AnnotationTables:
                 f"{folder / name}: missing; run the annotations stage (dvc repro) first"
             )
     videos = pd.read_csv(folder / "videos.csv", dtype={"video_id": str, "filename": str})
-    segments = pd.read_csv(folder / "segments.csv", dtype={"video_id": str, "label": str},
-                           keep_default_na=False, na_values={"t_start": [""], "t_end": [""]})
+    segments = pd.read_csv(
+        folder / "segments.csv",
+        dtype={"video_id": str, "label": str},
+        keep_default_na=False,
+        na_values={"t_start": [""], "t_end": [""]},
+    )
     with (folder / "labels.json").open() as f:
         labels = json.load(f)
     return AnnotationTables(videos, segments, labels)

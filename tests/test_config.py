@@ -1,0 +1,77 @@
+"""params.yaml validation: typos and wrong types fail with the key's name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tsp_pretrain.config import ConfigError, load_params, parse_params
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _repo_params() -> dict:
+    with (ROOT / "params.yaml").open() as f:
+        return yaml.safe_load(f)
+
+
+def test_repository_params_load():
+    params = load_params(ROOT / "params.yaml")
+    assert params.clip_len == 16
+    assert params.clip_seconds == pytest.approx(16 / 15)
+    assert params.dataset("target").format == "activitynet"
+
+
+def test_unknown_key_is_named():
+    data = _repo_params()
+    data["decode"]["worker"] = 4
+    with pytest.raises(ConfigError, match=r"decode\.worker: unknown key"):
+        parse_params(data)
+
+
+def test_unknown_top_level_key_is_named():
+    with pytest.raises(ConfigError, match=r"clip_length: unknown key"):
+        parse_params({**_repo_params(), "clip_length": 32})
+
+
+def test_wrong_type_is_named():
+    data = _repo_params()
+    data["train"]["epochs"] = "many"
+    with pytest.raises(ConfigError, match=r"train\.epochs: .*integer"):
+        parse_params(data)
+
+
+def test_bad_choice_is_named():
+    with pytest.raises(ConfigError, match=r"objective: "):
+        parse_params({**_repo_params(), "objective": "tssp"})
+
+
+def test_unknown_dataset_lists_known_ones():
+    with pytest.raises(ConfigError, match="known: pretrain, target"):
+        parse_params(_repo_params()).dataset("anet")
+
+
+def test_tsp_csv_needs_csv_files_and_builds_paths():
+    data = _repo_params()
+    data["datasets"]["target"] = {"format": "tsp_csv", "annotations": "ann", "videos": "v"}
+    with pytest.raises(ConfigError, match="csv_files is required"):
+        parse_params(data)
+    data["datasets"]["target"]["csv_files"] = {"training": "train.csv"}
+    source = parse_params(data).dataset("target").annotation_source()
+    assert source == {"training": str(Path("ann") / "train.csv")}
+
+
+def test_params_are_frozen():
+    params = parse_params(_repo_params())
+    with pytest.raises(ValueError):
+        params.clip_len = 3
+
+
+def test_unreadable_file(tmp_path):
+    (tmp_path / "p.yaml").write_text("clip_len: [1\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(tmp_path / "p.yaml")
+    with pytest.raises(ConfigError, match="not found"):
+        load_params(tmp_path / "missing.yaml")

@@ -1,0 +1,183 @@
+"""One-epoch training smoke tests, checkpoint resume, and extraction resume on a tiny store."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from videos import write_video
+
+from tsp_pretrain.config import OptimParams
+from tsp_pretrain.features.extract import extract_dataset
+from tsp_pretrain.features.store import load_features
+from tsp_pretrain.models.encoder import build_encoder
+from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.training import loop
+from tsp_pretrain.training.loop import ClipSource, train
+from tsp_pretrain.video.decode import decode_dataset
+from tsp_pretrain.video.store import FrameStore, StoreSettings
+
+PARAMS = OptimParams(
+    epochs=2,
+    batch_size=4,
+    clips_per_segment=2,
+    lr_backbone=0.01,
+    lr_heads=0.01,
+    warmup_epochs=0.5,
+    lr_milestones=(1,),
+    device="cpu",
+)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    root = tmp_path_factory.mktemp("store")
+    for name in ("a", "b"):
+        write_video(root / "videos" / f"{name}.mp4", num_frames=90, height=32, width=32)
+    table = pd.DataFrame(
+        {"video_id": ["a", "b"], "filename": ["a.mp4", "b.mp4"], "duration": [3.0, 3.0]}
+    )
+    decode_dataset(
+        table, root / "videos", root / "frames", StoreSettings(15, 20, "npy"), progress=False
+    )
+    return FrameStore(root / "frames")
+
+
+def _segments():
+    return pd.DataFrame(
+        {
+            "video_id": ["a", "a", "b", "b"],
+            "t_start": [0.0, 1.5, 0.0, 1.5],
+            "t_end": [1.5, 3.0, 1.5, 3.0],
+            "label": ["x", "", "y", ""],
+            "label_id": [0, -1, 1, -1],
+            "region": ["foreground", "background", "foreground", "background"],
+        }
+    )
+
+
+def _model(objective="tsp", gvf=True):
+    torch.manual_seed(0)
+    return TSPModel(build_encoder("r2plus1d_tiny", "none"), 2, objective=objective, gvf=gvf)
+
+
+def _source(store, gvf=None):
+    seg = _segments()
+    return ClipSource(store, seg, seg, clip_len=4, frame_rate=15, gvf=gvf)
+
+
+def _train(model, store, tmp_path, fingerprint="run", gvf=None, objective="tsp"):
+    return train(
+        model,
+        _source(store, gvf),
+        PARAMS,
+        crop_size=16,
+        checkpoint=tmp_path / "ckpt.pt",
+        live_dir=tmp_path / "live",
+        fingerprint=fingerprint,
+        seed=0,
+        foreground_only=objective == "tac",
+    )
+
+
+def test_tsp_with_gvf_trains_and_logs(store, tmp_path):
+    gvf = {v: torch.randn(128) for v in ("a", "b")}
+    metrics = _train(_model(), store, tmp_path, gvf=gvf)
+    for key in (
+        "train/loss",
+        "train/acc_action",
+        "train/acc_region",
+        "valid/acc_action",
+        "valid/acc_region",
+        "lr/stem",
+        "lr/backbone",
+        "lr/heads",
+        "seen/fg_clips",
+    ):
+        assert key in metrics, key
+    assert np.isfinite(metrics["train/loss"])
+    logged = json.loads((tmp_path / "live" / "metrics.json").read_text())
+    assert logged["step"] == 1 and "acc_region" in logged["valid"]
+    assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["epoch"] == 1
+
+
+def test_tac_sees_only_foreground(store, tmp_path):
+    metrics = _train(_model("tac", gvf=False), store, tmp_path, objective="tac")
+    assert "train/acc_region" not in metrics
+    assert metrics["seen/fg_clips"] == metrics["seen/clips"] == 2 * 2 * 2  # epochs x segs x clips
+
+
+def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatch):
+    straight = _model("tac", gvf=False)
+    _train(straight, store, tmp_path / "straight", objective="tac")
+
+    calls = {"n": 0}
+    real_validate = loop.validate
+
+    def crash_on_second_epoch(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_validate(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "validate", crash_on_second_epoch)
+    with pytest.raises(KeyboardInterrupt):
+        _train(_model("tac", gvf=False), store, tmp_path / "resumed", objective="tac")
+    monkeypatch.setattr(loop, "validate", real_validate)
+    resumed = _model("tac", gvf=False)
+    _train(resumed, store, tmp_path / "resumed", objective="tac")
+    for (name, a), b in zip(
+        straight.state_dict().items(), resumed.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(a, b, msg=name)
+    steps = tmp_path / "resumed" / "live" / "plots" / "metrics" / "train" / "loss.tsv"
+    assert steps.read_text().splitlines()[1:] != [] and len(steps.read_text().splitlines()) == 3
+
+
+def test_checkpoint_of_another_run_is_not_resumed(store, tmp_path):
+    _train(_model("tac", gvf=False), store, tmp_path, fingerprint="one", objective="tac")
+    first = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    _train(_model("tac", gvf=False), store, tmp_path, fingerprint="two", objective="tac")
+    second = torch.load(tmp_path / "ckpt.pt", weights_only=False)
+    assert first["fingerprint"] == "one" and second["fingerprint"] == "two"
+    assert second["epoch"] == 1
+
+
+def test_extraction_writes_one_array_per_video_and_resumes(store, tmp_path):
+    encoder = build_encoder("r2plus1d_tiny", "none").module
+    videos = pd.DataFrame(
+        {"video_id": ["a", "b", "gone"], "filename": ["v_a.mp4", "v_b.mp4", "v_gone.mp4"]}
+    )
+    kwargs = dict(
+        clip_len=8,
+        stride=8,
+        frame_rate=15,
+        crop_size=16,
+        batch_size=3,
+        device=torch.device("cpu"),
+        progress=False,
+    )
+    counts = extract_dataset(encoder, store, videos, tmp_path, settings={"v": 1}, **kwargs)
+    assert counts == {"extracted": 2, "reused": 0, "missing": 1}
+    features, clips = load_features(tmp_path)
+    assert sorted(features) == ["a", "b"] and (tmp_path / "v_a.npy").is_file()
+    n = store.open("a").num_frames
+    assert features["a"].shape == ((n - 8) // 8 + 1, 128)
+    table = clips[clips["video_id"] == "a"]
+    assert table["t_start"].tolist() == pytest.approx(np.arange(len(table)) * 8 / 15, abs=1e-3)
+    # deterministic, and equal to encoding a clip directly
+    from tsp_pretrain.data.transforms import EvalPreset
+
+    clip = EvalPreset(crop_size=16)(store.read_clip("a", 8, 8))
+    with torch.inference_mode():
+        direct = encoder.eval()(clip[None]).numpy()[0]
+    np.testing.assert_allclose(features["a"][1], direct, rtol=1e-4, atol=1e-5)
+
+    again = extract_dataset(encoder, store, videos, tmp_path, settings={"v": 1}, **kwargs)
+    assert again == {"extracted": 0, "reused": 2, "missing": 1}
+    changed = extract_dataset(encoder, store, videos, tmp_path, settings={"v": 2}, **kwargs)
+    assert changed["extracted"] == 2
