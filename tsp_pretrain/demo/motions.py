@@ -8,12 +8,13 @@ A video's trajectory is ``slow wandering + background weight x idle motion + sum
 envelope x class motion``, with ``background weight = 1 - sum of envelopes``.
 
 * The slow wandering (low-pass noise below 0.6 Hz) runs through the whole video.
-* The *idle motion* is what the actor does outside actions: band-limited random translation and
-  size change, aperiodic, with **as much motion as the video's actions** (same mean speed, same mean
-  rate of size change; see :func:`class_rates`). Without it, "how much does the actor move" would
-  separate foreground from background perfectly, and every encoder, even an untrained one, would
-  look temporally sensitive. What is left to tell the regions apart is *structure*: a periodic,
-  class-specific trajectory (a line, a circle, a zig-zag, a pulse) against a random one.
+* The *idle motion* is what the actor does outside actions: random, aperiodic translation (no
+  preferred direction) and size change, with **as much motion as the video's actions**: the same
+  mean speed and the same spatial extent, per channel (see :func:`sample_idle_motion`). Without
+  it, "how much does the actor move" would separate foreground from background perfectly, and
+  every encoder, even an untrained one, would look temporally sensitive. What is left to tell the
+  regions apart is *structure*: a periodic, class-specific trajectory (a line, a circle, a zig-zag,
+  a pulse) against a random one (which, being broadband, also turns less smoothly).
 * The envelope ramps in and out with a raised cosine at segment boundaries inside the video, and
   the idle motion fades out as the class motion fades in, so no boundary shows up as a jump.
 """
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -173,7 +175,7 @@ def low_pass_noise(
     freqs = np.fft.rfftfreq(n, d=1.0 / fps)
     spectrum = rng.normal(size=freqs.size) + 1j * rng.normal(size=freqs.size)
     gain = _band_gain(freqs, cutoff_hz)
-    gain[0] = 0.0  # zero mean: the wandering is centred on the actor's home position
+    gain[0] = 0.0  # zero mean: every motion is centred on the actor's home position
     signal = np.fft.irfft(spectrum * gain, n=n)
     spread = signal.std()
     return signal * (std / spread) if spread > 0 else signal
@@ -232,7 +234,7 @@ class MotionStats:
 
 
 RATE_SAMPLES_PER_PERIOD = 240
-"""Resolution of :func:`motion_stats`' numeric derivative (fine enough for the zig-zag's corners)."""
+"""Resolution of :func:`motion_stats`' numeric derivative (fine for the zig-zag's corners)."""
 
 
 def motion_stats(label_id: int, motion: MotionParams) -> MotionStats:
@@ -250,8 +252,9 @@ def motion_stats(label_id: int, motion: MotionParams) -> MotionStats:
     )
 
 
+@cache
 def _rms_frequency_per_cutoff() -> float:
-    """RMS frequency of :func:`low_pass_noise` as a fraction of its cut-off (about 0.53).
+    """RMS frequency of :func:`low_pass_noise` as a fraction of its cut-off (about 0.51).
 
     Noise of std ``s`` and RMS frequency ``f`` has derivative std ``2 pi f s``; this ratio turns
     a wanted speed-to-extent ratio into a cut-off.
@@ -261,7 +264,7 @@ def _rms_frequency_per_cutoff() -> float:
     return float(np.sqrt((f**2 * gain**2).sum() / (gain**2).sum()))
 
 
-# Mean of |N(0, s^2)| is s * sqrt(2 / pi); mean length of a 2-D N(0, s^2 I) vector is s * sqrt(pi / 2).
+# Mean of |N(0, s^2)| is s sqrt(2 / pi); mean length of a 2-D N(0, s^2 I) vector is s sqrt(pi / 2).
 _MEAN_ABS_1D = np.sqrt(2.0 / np.pi)
 _MEAN_NORM_2D = np.sqrt(np.pi / 2.0)
 

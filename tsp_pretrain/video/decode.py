@@ -4,8 +4,9 @@ Resampling uses FFmpeg's ``fps`` filter through PyAV's filter graph (the same ru
 recipe's ``ffmpeg -filter:v fps=...`` re-encode). Its rule: output frame k (time k / frame_rate
 after the first frame) is the last source frame that starts before (k + 0.5) / frame_rate, i.e.
 source frame ``ceil((k + 0.5) * source_fps / frame_rate) - 1``: every 2nd frame for 30 -> 15 fps.
-Resizing uses FFmpeg's ``scale`` filter (area interpolation, which does not alias on downscaling) to a fixed short side; the RGB conversion is
-PyAV's ``to_ndarray(format="rgb24")``, identical to a direct decode.
+Resizing uses FFmpeg's ``scale`` filter (area interpolation, which does not alias on
+downscaling) to a fixed short side; the RGB conversion is PyAV's ``to_ndarray(format="rgb24")``,
+identical to a direct decode.
 
 :func:`decode_dataset` runs over a videos table in parallel processes, skips videos already decoded
 with the same settings (resumable), and reports, never crashes on, unreadable or truncated files.
