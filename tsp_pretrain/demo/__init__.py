@@ -2,8 +2,9 @@
 
 Real datasets cannot be downloaded here, so the demo provides untrimmed videos in which the same
 actor in the same scene either performs one of five class-specific periodic motions (foreground) or
-wanders without structure (background). Appearance never tells the two apart; only motion does,
-which is the property TSP pretraining is meant to capture and TAC pretraining is not.
+moves randomly (background) -- as fast and as far as in that video's actions, so that neither
+appearance nor the amount of motion tells the two apart; only the motion's structure does, which is
+the property TSP pretraining is meant to capture and TAC pretraining is not.
 
 Modules: :mod:`.motions` (trajectories), :mod:`.render` (drawing), :mod:`.plan` (what each video
 contains), :mod:`.writer` (mp4 and ActivityNet JSON), :mod:`.dataset` (the whole dataset on disk).

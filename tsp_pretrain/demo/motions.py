@@ -312,6 +312,8 @@ def sample_idle_motion(
 def _scale_to_rate(signal: np.ndarray, fps: float, rate: float) -> np.ndarray:
     """``signal`` (T,) or (T, 2) scaled so that its mean absolute per-second change is ``rate``."""
     steps = np.diff(signal, axis=0)
+    if len(steps) == 0:
+        return signal
     realised = (np.linalg.norm(steps, axis=1) if steps.ndim == 2 else np.abs(steps)).mean() * fps
     return signal * (rate / realised) if realised > 0 else signal
 

@@ -2,9 +2,8 @@
 
 A :class:`VideoPlan` holds a video's id, subset, length, foreground segments (class, times,
 motion parameters), idle motion (matched to its segments) and appearance, plus the seed of its
-rendering noise. Plans are drawn from one
-random stream per video (``[seed, kind, index]``), so a video does not change when others are added,
-removed or rendered in another order or process.
+rendering noise. Plans are drawn from one random stream per video (``[seed, kind, index]``), so a
+video does not change when others are added, removed or rendered in another order or process.
 
 Times are snapped before rendering: a video's frame count is chosen so that its duration is a whole
 number of hundredths of a second, and segment bounds are rounded to 0.01 s, so the annotation JSON

@@ -163,7 +163,10 @@ def render_frames(
         r = radius[sl, None, None].astype(np.float32)
         dist = _signed_distance(appearance.shape, dx, dy, r)
         alpha = np.clip(0.5 - dist, 0.0, 1.0)[..., None]
-        frame = grey + alpha * (colour * gain[..., None] - grey)
+        # grey + alpha * (colour - grey) + noise, in place on the one full-size (t, H, W, 3) array.
+        frame = colour * gain[..., None] - grey
+        frame *= alpha
         # Sensor noise on luminance only: chroma is subsampled by yuv420p anyway.
-        frame += rng.standard_normal(size=grey.shape, dtype=np.float32) * PIXEL_NOISE_STD
-        yield np.clip(frame + 0.5, 0, 255).astype(np.uint8)
+        noise = rng.standard_normal(size=grey.shape, dtype=np.float32) * PIXEL_NOISE_STD
+        frame += grey + noise + 0.5  # + 0.5: round, not truncate, in the cast below
+        yield np.clip(frame, 0, 255, out=frame).astype(np.uint8)
