@@ -16,8 +16,12 @@ from tsp_pretrain.logs import setup_logging
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--workers", type=int, default=1,
-                        help="parallel processes (the output does not depend on it)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="parallel processes (the output does not depend on it)",
+    )
     args = parser.parse_args()
     log = setup_logging("demo")
     summary = make_demo_dataset(load_params().demo, args.out, workers=args.workers)

@@ -10,12 +10,13 @@ import argparse
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
+from tsp_pretrain.digest import file_digest
 from tsp_pretrain.features.extract import extract_dataset
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.device import pick_device
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.tables import read_annotations
-from tsp_pretrain.training.checkpoint import file_digest, load_encoder_file
+from tsp_pretrain.training.checkpoint import load_encoder_file
 from tsp_pretrain.video.store import FrameStore
 
 

@@ -11,13 +11,14 @@ import argparse
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
+from tsp_pretrain.digest import file_digest
 from tsp_pretrain.features.gvf import global_video_features
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.models.tsp import TSPModel
 from tsp_pretrain.tables import read_annotations
-from tsp_pretrain.training.checkpoint import file_digest, fingerprint, save_encoder
+from tsp_pretrain.training.checkpoint import fingerprint, save_encoder
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.store import FrameStore
 

@@ -106,6 +106,19 @@ def test_decode_dataset_parallel_matches_serial(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_changed_source_of_the_same_size_is_decoded_again(tmp_path):
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", num_frames=30)
+    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
+    out = tmp_path / "frames"
+    decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    data = bytearray((videos / "a.mp4").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other content
+    (videos / "a.mp4").write_bytes(bytes(data))
+    report = decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    assert report.reused == [] and (report.decoded == ["a"] or len(report.skipped) == 1)
+
+
 def test_stale_videos_are_removed(tmp_path):
     videos = tmp_path / "videos"
     write_video(videos / "a.mp4", num_frames=30)

@@ -21,15 +21,6 @@ import torch
 log = logging.getLogger(__name__)
 
 
-def file_digest(path: str | Path) -> str:
-    """SHA-256 of a file's bytes (first 16 hex digits)."""
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
 def fingerprint(**parts: Any) -> str:
     """A stable hash of JSON-serialisable parts (params dicts, file digests)."""
     text = json.dumps(parts, sort_keys=True, default=str)

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from tsp_pretrain.digest import file_digest
 from tsp_pretrain.video.store import (
     StoredVideo,
     StoreSettings,
@@ -50,8 +51,9 @@ class DecodeError(RuntimeError):
     """A video that could not be decoded completely."""
 
 
-#: Errors that mean "this video is bad": reported and skipped. Anything else is a bug and raises.
-_SKIPPABLE = (DecodeError, av.error.FFmpegError, OSError)
+#: Errors that mean "this video is bad" (corrupt containers make PyAV raise ValueError and
+#: UnicodeDecodeError too): reported and skipped. Anything else is a bug and raises.
+_SKIPPABLE = (DecodeError, av.error.FFmpegError, OSError, ValueError)
 
 
 def target_size(height: int, width: int, short_side: int, even: bool) -> tuple[int, int]:
@@ -116,8 +118,7 @@ def _decode_one(job: DecodeJob) -> StoredVideo:
     source = Path(job.source)
     if not source.is_file():
         raise DecodeError(f"{source}: file not found")
-    size = source.stat().st_size
-    if size == 0:
+    if source.stat().st_size == 0:
         raise DecodeError(f"{source}: empty file (0 bytes)")
     out = Path(job.out_dir) / f"{job.video_id}{job.settings.suffix}"
     frames = decode_frames(
@@ -137,7 +138,9 @@ def _decode_one(job: DecodeJob) -> StoredVideo:
             f"{source}: truncated: decoded {count} frames at {job.settings.frame_rate} fps, "
             f"expected about {expected:.0f} from its duration {job.duration:.2f} s"
         )
-    return StoredVideo(job.video_id, out.name, count, h, w, source.name, size, job.settings)
+    return StoredVideo(
+        job.video_id, out.name, count, h, w, source.name, file_digest(source), job.settings
+    )
 
 
 @dataclass
@@ -170,7 +173,7 @@ def _is_current(entry: StoredVideo | None, job: DecodeJob, out_dir: Path) -> boo
         (out_dir / entry.file).is_file()
         and source.is_file()
         and entry.source == source.name
-        and entry.source_bytes == source.stat().st_size
+        and entry.source_digest == file_digest(source)
     )
 
 
@@ -185,8 +188,8 @@ def decode_dataset(
     """Decode every video of a canonical videos table into ``out_dir``.
 
     ``videos`` needs columns video_id, filename, duration. A video already in the store with the
-    same settings and the same source file size is reused; files in ``out_dir`` that belong to no
-    listed video are removed (and reported). The index is rewritten after every finished video,
+    same settings and the same source content (digest) is reused; files in ``out_dir`` that
+    belong to no listed video are removed (and reported). The index is rewritten after every finished video,
     so an interrupted run resumes where it stopped.
     """
     out_dir = Path(out_dir)

@@ -59,7 +59,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             if num_frames <= 0 and math.isfinite(duration) and math.isfinite(fps):
                 num_frames = round(duration * fps)
             width, height = stream.codec_context.width, stream.codec_context.height
-    except av.error.FFmpegError as err:
+    except (av.error.FFmpegError, ValueError) as err:  # corrupt metadata: UnicodeDecodeError
         raise VideoProbeError(f"{path}: cannot be read by FFmpeg ({err}); re-encode it") from err
     if not (math.isfinite(duration) and duration > 0 and math.isfinite(fps) and fps > 0):
         raise VideoProbeError(

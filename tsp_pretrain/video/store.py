@@ -57,7 +57,7 @@ class StoredVideo:
     height: int
     width: int
     source: str
-    source_bytes: int
+    source_digest: str
     settings: StoreSettings
 
     def to_json(self) -> dict:
