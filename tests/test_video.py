@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import numpy as np
 import pandas as pd
 import pytest
@@ -117,6 +118,19 @@ def test_a_changed_source_of_the_same_size_is_decoded_again(tmp_path):
     (videos / "a.mp4").write_bytes(bytes(data))
     report = decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
     assert report.reused == [] and (report.decoded == ["a"] or len(report.skipped) == 1)
+
+
+def test_index_entries_in_an_older_format_are_decoded_again(tmp_path):
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", num_frames=30)
+    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
+    out = tmp_path / "frames"
+    decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    index = json.loads((out / "index.json").read_text())
+    index["videos"]["a"]["source_bytes"] = index["videos"]["a"].pop("source_digest")
+    (out / "index.json").write_text(json.dumps(index))
+    report = decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    assert report.decoded == ["a"]
 
 
 def test_stale_videos_are_removed(tmp_path):

@@ -20,6 +20,7 @@ loader crashed on such clips near video ends; here they are legal and documented
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -29,6 +30,8 @@ from pathlib import Path
 import av
 import numpy as np
 import torch
+
+log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.json"
 MP4_KEYINT = 16
@@ -79,7 +82,13 @@ def read_index(root: str | Path) -> dict[str, StoredVideo]:
         return {}
     with path.open() as f:
         data = json.load(f)
-    return {vid: StoredVideo.from_json(entry) for vid, entry in data["videos"].items()}
+    entries = {}
+    for vid, entry in data.get("videos", {}).items():
+        try:
+            entries[vid] = StoredVideo.from_json(entry)
+        except (TypeError, KeyError):
+            log.warning("%s: entry %s is in an older format; it will be decoded again", path, vid)
+    return entries
 
 
 def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
