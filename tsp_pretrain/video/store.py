@@ -82,12 +82,15 @@ def read_index(root: str | Path) -> dict[str, StoredVideo]:
         return {}
     with path.open() as f:
         data = json.load(f)
-    entries = {}
+    entries, outdated = {}, []
     for vid, entry in data.get("videos", {}).items():
         try:
             entries[vid] = StoredVideo.from_json(entry)
         except (TypeError, KeyError):
-            log.warning("%s: entry %s is in an older format; it will be decoded again", path, vid)
+            outdated.append(vid)
+    if outdated:
+        log.warning("%s: %d entries (first: %s) are in an older format; they will be decoded again",
+                    path, len(outdated), outdated[0])
     return entries
 
 
