@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from tsp_pretrain.config import load_params
+from tsp_pretrain.digest import code_digest
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.video.decode import decode_dataset
 from tsp_pretrain.video.store import StoreSettings
@@ -30,7 +31,12 @@ def main() -> None:
     params = load_params()
     dataset = params.dataset(args.dataset)
     videos = pd.read_csv(args.annotations / "videos.csv", dtype={"video_id": str})
-    settings = StoreSettings(params.frame_rate, params.decode.short_side, params.decode.store)
+    settings = StoreSettings(
+        params.frame_rate,
+        params.decode.short_side,
+        params.decode.store,
+        code=code_digest("video/decode.py", "video/store.py"),
+    )
     report = decode_dataset(videos, dataset.videos, args.out, settings, params.decode.workers)
 
     args.report.parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
-from tsp_pretrain.digest import file_digest
+from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.extract import extract_dataset
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.device import pick_device
@@ -33,6 +33,7 @@ def main() -> None:
     state = load_encoder_file(args.encoder)
     encoder = build_encoder(state["backbone"], str(args.encoder)).module
     settings = {
+        "code": code_digest(),
         "encoder": file_digest(args.encoder),
         "frames": file_digest(args.frames / "index.json"),
         "clip_len": params.clip_len,

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
-from tsp_pretrain.digest import file_digest
+from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.models.tsp import TSPModel
@@ -67,6 +67,7 @@ def main() -> None:
         build_encoder(enc.backbone, "none"), len(tables.labels), objective="tac", gvf=False
     )
     run_id = fingerprint(
+        code=code_digest(),
         params=params.pretrain.model_dump(),
         backbone=enc.backbone,
         clip_len=params.clip_len,

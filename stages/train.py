@@ -11,7 +11,7 @@ import argparse
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
-from tsp_pretrain.digest import file_digest
+from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.gvf import global_video_features
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
@@ -61,6 +61,7 @@ def main() -> None:
         gvf=params.gvf,
     )
     run_id = fingerprint(
+        code=code_digest(),
         params=params.train.model_dump(),
         objective=params.objective,
         gvf=params.gvf,

@@ -75,3 +75,11 @@ def test_unreadable_file(tmp_path):
         load_params(tmp_path / "p.yaml")
     with pytest.raises(ConfigError, match="not found"):
         load_params(tmp_path / "missing.yaml")
+
+
+def test_code_digest_tracks_the_named_sources():
+    from tsp_pretrain.digest import code_digest
+
+    assert code_digest() == code_digest()
+    assert code_digest("video/decode.py") != code_digest("video/store.py")
+    assert code_digest("video/decode.py", "video/store.py") != code_digest("video/decode.py")

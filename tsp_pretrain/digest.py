@@ -6,6 +6,23 @@ import hashlib
 from pathlib import Path
 
 
+def code_digest(*modules: str | Path) -> str:
+    """Digest of library source files (all of ``tsp_pretrain`` when none are named).
+
+    Part of every resumable stage's identity: a run resumes from a checkpoint, or reuses a stored
+    video or feature file, only if the code that produced it is the code running now. Otherwise
+    `dvc repro` after a bug fix would find the old outputs "already done" and keep them.
+    """
+    package = Path(__file__).resolve().parent
+    files = [Path(m) for m in modules] if modules else sorted(package.rglob("*.py"))
+    digest = hashlib.blake2b(digest_size=8)
+    for path in files:
+        path = path if path.is_absolute() else package / path
+        digest.update(path.relative_to(package).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def file_digest(path: str | Path) -> str:
     """BLAKE2b of a file's bytes (16 hex digits); reads in 1 MiB chunks."""
     digest = hashlib.blake2b(digest_size=8)

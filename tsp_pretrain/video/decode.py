@@ -189,8 +189,8 @@ def decode_dataset(
 
     ``videos`` needs columns video_id, filename, duration. A video already in the store with the
     same settings and the same source content (digest) is reused; files in ``out_dir`` that
-    belong to no listed video are removed (and reported). The index is rewritten after every finished video,
-    so an interrupted run resumes where it stopped.
+    belong to no listed video are removed (and reported). The index is rewritten after every
+    finished video, so an interrupted run resumes where it stopped.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -44,6 +44,7 @@ class StoreSettings:
     frame_rate: float
     short_side: int
     store: str  # "npy" or "mp4"
+    code: str = ""  # digest of the decoding code (tsp_pretrain.digest.code_digest)
 
     @property
     def suffix(self) -> str:
