@@ -185,7 +185,9 @@ def test_same_actor_and_scene_in_foreground_and_background(demo):
         relative = frames * (scene / level)
         colour_fg = relative[fg][actor[fg]].mean(axis=0)
         colour_bg = relative[bg][actor[bg]].mean(axis=0)
-        assert np.linalg.norm(colour_fg - colour_bg) < 20, vid
+        # Different actors differ by ~100 here; edge blur of H.264 at 32 px moves the mean a bit
+        # more in the livelier background (distractor bouts), hence a margin of 25.
+        assert np.linalg.norm(colour_fg - colour_bg) < 25, vid
         area_fg, area_bg = actor[fg].sum((1, 2)).mean(), actor[bg].sum((1, 2)).mean()
         assert 0.75 < area_fg / area_bg < 1.33, vid
         assert abs(frames[fg].mean() - frames[bg].mean()) < 8, vid  # camera drift, flicker

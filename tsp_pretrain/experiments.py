@@ -37,7 +37,17 @@ def resolve_revision(name: str, repo: Path = Path()) -> str:
     ).stdout.split()
     matches = [r for r in refs if r.rsplit("/", 1)[-1] == name]
     if len(matches) > 1:
-        raise ValueError(f"experiment name {name!r} is ambiguous: {matches}")
+        # Names are unique per baseline commit (refs/exps/<sha[:2]>/<sha[2:]>/<name>), as in DVC:
+        # prefer the experiment based on the current commit.
+        head = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        matches = [r for r in matches if "".join(r.split("/")[2:4]) == head] or matches
+    if len(matches) > 1:
+        raise ValueError(
+            f"experiment name {name!r} exists for several baselines: {matches}; "
+            "pass the ref or commit instead"
+        )
     if matches:
         return matches[0]
     check = subprocess.run(

@@ -15,6 +15,12 @@ envelope x class motion``, with ``background weight = 1 - sum of envelopes``.
   every encoder, even an untrained one, would look temporally sensitive. What is left to tell the
   regions apart is *structure*: a periodic, class-specific trajectory (a line, a circle, a zig-zag,
   a pulse) against a random one (which, being broadband, also turns less smoothly).
+* *Distractors*: in bouts of 2-5 s that cover about half of the background, the actor performs
+  a periodic motion from outside the label set (a diagonal sweep, a figure eight, or a two-beat
+  size pulse), at the video's own speed of motion. Untrimmed videos are like that: their
+  background is full of structured motion that is not the annotated action. Features trained to classify the actions
+  (TAC, Kinetics) respond to such motion too; telling it apart from the action inside one video is
+  what the region head of TSP learns.
 * The envelope ramps in and out with a raised cosine at segment boundaries inside the video, and
   the idle motion fades out as the class motion fades in, so no boundary shows up as a jump.
 """
@@ -179,6 +185,71 @@ def low_pass_noise(
     signal = np.fft.irfft(spectrum * gain, n=n)
     spread = signal.std()
     return signal * (std / spread) if spread > 0 else signal
+
+
+DISTRACTORS: tuple[str, ...] = ("Diagonal sweep", "Figure eight", "Double pulse")
+"""Periodic background motions outside the label set (never annotated)."""
+DISTRACTOR_BOUT_SECONDS = (2.0, 5.0)
+DISTRACTOR_GAP_SECONDS = (1.5, 5.0)
+#: During a distractor bout the idle noise is scaled by ``DISTRACTOR_IDLE_SCALE`` and the
+#: distractor moves at ``DISTRACTOR_SPEED`` x the idle speed, so that the background's amount of
+#: motion stays close to the foreground's.
+DISTRACTOR_IDLE_SCALE = 0.5
+DISTRACTOR_SPEED = 0.8
+
+
+def distractor_offsets(
+    kind: int, t: np.ndarray, motion: MotionParams
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unscaled ``(dx, dy, d log-area)`` of distractor ``kind`` (an index into DISTRACTORS)."""
+    u = 2.0 * np.pi * motion.freq * t + motion.phase
+    zero = np.zeros_like(t)
+    name = DISTRACTORS[kind]
+    if name == "Diagonal sweep":
+        return np.sin(u), motion.direction * np.sin(u), zero
+    if name == "Figure eight":  # a 1:2 Lissajous curve
+        return np.sin(u), 0.5 * np.sin(2.0 * u), zero
+    return zero, zero, np.sin(u) + 0.6 * np.sin(2.0 * u + motion.phase)  # a two-beat pulse
+
+
+def distractor_track(
+    rng: np.random.Generator, num_frames: int, fps: float, idle: IdleMotion
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Bouts of distractor motion over a whole video: ``(weight, dx, dy, d log-area)`` per frame.
+
+    Translating distractors move at ``DISTRACTOR_SPEED`` x the idle speed, the pulsing one changes
+    size at that fraction of the idle area rate; a video whose actions only translate (or only
+    pulse) gets distractors of that kind only, so the *kind* of motion never tells the regions
+    apart either. ``weight`` is the bouts' envelope; callers multiply everything by the background
+    weight so that distractors never overlap an action.
+    """
+    kinds = [
+        k
+        for k, name in enumerate(DISTRACTORS)
+        if (idle.area_rate if name == "Double pulse" else idle.speed) > 1e-9
+    ]
+    t = np.arange(num_frames) / fps
+    out = np.zeros((4, num_frames))
+    duration = num_frames / fps
+    start = float(rng.uniform(0.0, DISTRACTOR_GAP_SECONDS[1]))
+    while kinds and start < duration:
+        end = min(start + float(rng.uniform(*DISTRACTOR_BOUT_SECONDS)), duration)
+        env = envelope(t, start, end, ramp_in=start > 0, ramp_out=end < duration)
+        inside = env > 0
+        if inside.sum() > 2:
+            kind = kinds[int(rng.integers(len(kinds)))]
+            dx, dy, da = distractor_offsets(kind, t[inside] - start, sample_motion(rng))
+            if DISTRACTORS[kind] == "Double pulse":
+                da = _scale_to_rate(da, fps, DISTRACTOR_SPEED * idle.area_rate)
+            else:
+                xy = _scale_to_rate(np.stack([dx, dy], axis=1), fps, DISTRACTOR_SPEED * idle.speed)
+                dx, dy = xy[:, 0], xy[:, 1]
+            out[0, inside] += env[inside]
+            out[1, inside] += env[inside] * dx
+            out[2, inside] += env[inside] * dy
+            out[3, inside] += env[inside] * da
+        start = end + float(rng.uniform(*DISTRACTOR_GAP_SECONDS))
+    return out[0], out[1], out[2], out[3]
 
 
 def envelope(t: np.ndarray, start: float, end: float, ramp_in: bool, ramp_out: bool) -> np.ndarray:
@@ -349,8 +420,8 @@ def trajectory(
     idle: IdleMotion,
 ) -> Trajectory:
     """The actor's per-frame position and area for a whole video: slow wandering everywhere, the
-    class motions inside the segments, the idle motion outside them (cross-faded over the same
-    ramps), and the camera drift subtracted."""
+    class motions inside the segments, the idle motion and distractor bouts outside them
+    (cross-faded over the same ramps), and the camera drift subtracted."""
     t = np.arange(num_frames) / fps
     cutoff = float(rng.uniform(*WANDER_CUTOFF_RANGE_HZ))
     x = low_pass_noise(rng, num_frames, fps, cutoff, WANDER_STD)
@@ -369,9 +440,11 @@ def trajectory(
         log_area[inside] += env[inside] * da
         action_weight += env
     idle_weight = np.clip(1.0 - action_weight, 0.0, 1.0)
-    x += idle_weight * idle_x
-    y += idle_weight * idle_y
-    log_area += idle_weight * idle_area
+    bout, bout_x, bout_y, bout_area = distractor_track(rng, num_frames, fps, idle)
+    noise_scale = 1.0 - (1.0 - DISTRACTOR_IDLE_SCALE) * bout
+    x += idle_weight * (noise_scale * idle_x + bout_x)
+    y += idle_weight * (noise_scale * idle_y + bout_y)
+    log_area += idle_weight * (noise_scale * idle_area + bout_area)
     return Trajectory(
         x=x - cam_x, y=y - cam_y, area=np.exp(log_area), camera_x=cam_x, camera_y=cam_y
     )
