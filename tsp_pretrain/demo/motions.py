@@ -18,9 +18,9 @@ envelope x class motion``, with ``background weight = 1 - sum of envelopes``.
 * *Distractors*: in bouts of 2-5 s that cover about half of the background, the actor performs
   a periodic motion from outside the label set (a diagonal sweep, a figure eight, or a two-beat
   size pulse), at the video's own speed of motion. Untrimmed videos are like that: their
-  background is full of structured motion that is not the annotated action. Features trained to classify the actions
-  (TAC, Kinetics) respond to such motion too; telling it apart from the action inside one video is
-  what the region head of TSP learns.
+  background is full of structured motion that is not the annotated action. Features trained to
+  classify the actions (TAC, Kinetics) respond to such motion too; telling it apart from the
+  action inside one video is what the region head of TSP learns.
 * The envelope ramps in and out with a raised cosine at segment boundaries inside the video, and
   the idle motion fades out as the class motion fades in, so no boundary shows up as a jump.
 """
