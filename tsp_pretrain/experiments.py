@@ -7,15 +7,18 @@ experiments can be compared::
 
     python -m tsp_pretrain.experiments compare tsp tac        # experiment names
     python -m tsp_pretrain.experiments compare HEAD workspace # a commit against the workspace
+    python -m tsp_pretrain.experiments table HEAD tac tsp-seed1 ...
 
-It prints the mean difference A - B of the trained encoders' within-video AUC with a paired
-bootstrap 95% interval over the validation videos.
+`compare` prints the mean difference A - B of the trained encoders' within-video AUC with a
+paired bootstrap 95% interval over the validation videos; `table` prints the main metrics of
+several runs as a Markdown table (for seed studies).
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import subprocess
 from pathlib import Path
 
@@ -62,6 +65,42 @@ def resolve_revision(name: str, repo: Path = Path()) -> str:
             "(see `dvc exp show` and `git log`)"
         )
     return name
+
+
+def read_json(name: str, path: str, repo: Path = Path()) -> dict:
+    """A JSON file of revision/experiment ``name`` (``workspace`` = the file on disk)."""
+    if name == "workspace":
+        return json.loads((repo / path).read_text())
+    shown = subprocess.run(
+        ["git", "show", f"{resolve_revision(name, repo)}:{path}"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    if shown.returncode != 0:
+        raise FileNotFoundError(f"{name}: no {path} in that revision")
+    return json.loads(shown.stdout)
+
+
+def summary_table(names: list[str], repo: Path = Path()) -> str:
+    """Markdown table of the trained encoder's separability and what training saw, per run."""
+    rows = [
+        "| run | within-video AUC [95% CI] | pooled AUC | AP | bal. acc | action top-1 | "
+        "trained - initial [95% CI] | steps | fg clips seen |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in names:
+        sep = read_json(name, "metrics/separability.json", repo)
+        seen = read_json(name, "metrics/train/metrics.json", repo).get("seen", {})
+        t, d = sep["trained"], sep["trained_minus_initial"]
+        rows.append(
+            f"| {name} | {t['within_video_auc']:.3f} [{t['within_video_auc_ci_low']:.3f}, "
+            f"{t['within_video_auc_ci_high']:.3f}] | {t['fg_auc']:.3f} | {t['fg_ap']:.3f} | "
+            f"{t['fg_balanced_acc']:.3f} | {t['action_top1']:.3f} | "
+            f"{d['within_video_auc']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | "
+            f"{seen.get('steps', '-')} | {seen.get('fg_clips', '-')} |"
+        )
+    return "\n".join(rows)
 
 
 def read_per_video(name: str, repo: Path = Path(), encoder: str = "trained") -> pd.DataFrame:
@@ -120,7 +159,12 @@ def main(argv: list[str] | None = None) -> None:
     cmp_.add_argument("--encoder", default="trained", choices=["trained", "initial"])
     cmp_.add_argument("--n-bootstrap", type=int, default=10_000)
     cmp_.add_argument("--seed", type=int, default=0)
+    table = sub.add_parser("table", help="main metrics of several runs as a Markdown table")
+    table.add_argument("names", nargs="+", help="experiment names, git revisions, or 'workspace'")
     args = parser.parse_args(argv)
+    if args.command == "table":
+        print(summary_table(args.names))
+        return
     r = compare(args.a, args.b, encoder=args.encoder, n_bootstrap=args.n_bootstrap, seed=args.seed)
     verdict = (
         "above zero" if r["ci_low"] > 0 else "below zero" if r["ci_high"] < 0 else "contains zero"

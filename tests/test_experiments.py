@@ -1,0 +1,84 @@
+"""Comparing runs across git revisions and DVC experiment refs."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tsp_pretrain.experiments import compare, resolve_revision, summary_table
+
+
+def _git(repo: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def _commit_run(repo: Path, aucs: np.ndarray, message: str) -> str:
+    (repo / "metrics" / "train").mkdir(parents=True, exist_ok=True)
+    ids = [f"v{i}" for i in range(len(aucs))]
+    pd.concat(
+        [
+            pd.DataFrame({"video_id": ids, "auc": aucs, "encoder": "trained"}),
+            pd.DataFrame({"video_id": ids, "auc": np.full(len(aucs), 0.5), "encoder": "initial"}),
+        ]
+    ).to_csv(repo / "metrics" / "per_video_auc.csv", index=False)
+    enc = {
+        "within_video_auc": float(aucs.mean()),
+        "within_video_auc_ci_low": 0.0,
+        "within_video_auc_ci_high": 1.0,
+        "fg_auc": 0.7,
+        "fg_ap": 0.6,
+        "fg_balanced_acc": 0.65,
+        "action_top1": 0.9,
+    }
+    (repo / "metrics" / "separability.json").write_text(
+        json.dumps(
+            {
+                "trained": enc,
+                "trained_minus_initial": {"within_video_auc": 0.1, "ci_low": 0.0, "ci_high": 0.2},
+            }
+        )
+    )
+    (repo / "metrics" / "train" / "metrics.json").write_text(
+        json.dumps({"seen": {"steps": 10, "fg_clips": 80}})
+    )
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", message)
+    return _git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def repo(tmp_path):
+    _git(tmp_path, "init", "-q")
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0.6, 0.8, 30)
+    weak = _commit_run(tmp_path, base, "tac")
+    strong = _commit_run(tmp_path, base + 0.1 + rng.normal(0, 0.01, 30), "tsp")
+    # A DVC experiment ref, named per baseline commit as DVC does.
+    _git(tmp_path, "update-ref", f"refs/exps/{strong[:2]}/{strong[2:]}/tac", weak)
+    return tmp_path
+
+
+def test_compare_finds_a_clear_difference_and_none_against_itself(repo):
+    better = compare("HEAD", "tac", repo=repo, n_bootstrap=2000)
+    assert better["ci_low"] > 0.08 and better["num_videos"] == 30
+    same = compare("HEAD", "HEAD", repo=repo, n_bootstrap=2000)
+    assert same["mean_difference"] == 0.0
+
+
+def test_experiment_names_resolve_to_their_ref_and_unknown_names_fail(repo):
+    assert resolve_revision("tac", repo).startswith("refs/exps/")
+    with pytest.raises(ValueError, match="neither a DVC experiment nor a git revision"):
+        resolve_revision("nope", repo)
+
+
+def test_summary_table_has_a_row_per_run(repo):
+    table = summary_table(["HEAD", "tac"], repo)
+    lines = table.splitlines()
+    assert len(lines) == 4 and lines[2].startswith("| HEAD |") and "| 10 | 80 |" in lines[3]
