@@ -108,43 +108,52 @@ def test_decode_dataset_parallel_matches_serial(tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+SMALL_NPY = StoreSettings(frame_rate=15, short_side=16, store="npy")
+
+
+def _decoded_store(tmp_path, *names: str):
+    """One-second source videos ``names`` decoded into a small npy store: (videos dir, store)."""
+    videos, out = tmp_path / "videos", tmp_path / "frames"
+    for name in names:
+        write_video(videos / f"{name}.mp4", num_frames=30)
+    decode_dataset(_table(**dict.fromkeys(names, 1.0)), videos, out, SMALL_NPY, progress=False)
+    return videos, out
+
+
 def test_a_changed_source_of_the_same_size_is_decoded_again(tmp_path):
-    videos = tmp_path / "videos"
-    write_video(videos / "a.mp4", num_frames=30)
-    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
-    out = tmp_path / "frames"
-    decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    videos, out = _decoded_store(tmp_path, "a")
     data = bytearray((videos / "a.mp4").read_bytes())
     data[len(data) // 2] ^= 0xFF  # same size, other content
     (videos / "a.mp4").write_bytes(bytes(data))
-    report = decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    report = decode_dataset(_table(a=1.0), videos, out, SMALL_NPY, progress=False)
     assert report.reused == [] and (report.decoded == ["a"] or len(report.skipped) == 1)
 
 
 def test_index_entries_in_an_older_format_are_decoded_again(tmp_path):
-    videos = tmp_path / "videos"
-    write_video(videos / "a.mp4", num_frames=30)
-    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
-    out = tmp_path / "frames"
-    decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    videos, out = _decoded_store(tmp_path, "a")
     index = json.loads((out / "index.json").read_text())
     index["videos"]["a"]["source_bytes"] = index["videos"]["a"].pop("source_digest")
     (out / "index.json").write_text(json.dumps(index))
-    report = decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    report = decode_dataset(_table(a=1.0), videos, out, SMALL_NPY, progress=False)
     assert report.decoded == ["a"]
 
 
 def test_stale_videos_are_removed(tmp_path):
-    videos = tmp_path / "videos"
-    write_video(videos / "a.mp4", num_frames=30)
-    write_video(videos / "b.mp4", num_frames=30)
-    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
-    out = tmp_path / "frames"
-    decode_dataset(_table(a=1.0, b=1.0), videos, out, settings, progress=False)
-    report = decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
+    videos, out = _decoded_store(tmp_path, "a", "b")
+    report = decode_dataset(_table(a=1.0), videos, out, SMALL_NPY, progress=False)
     assert report.removed == ["b"]
     assert not (out / "b.npy").exists()
     assert FrameStore(out).video_ids == ["a"]
+
+
+def test_temporary_files_of_an_interrupted_run_are_removed(tmp_path):
+    videos, out = _decoded_store(tmp_path, "a")
+    for name in ("b.npy.tmp", "b.raw.tmp", "index.json.tmp"):
+        (out / name).write_bytes(b"partial")
+    (out / "notes").mkdir()  # a folder a user put there is left alone, not a crash
+    report = decode_dataset(_table(a=1.0), videos, out, SMALL_NPY, progress=False)
+    assert report.reused == ["a"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.npy", "index.json", "notes"]
 
 
 @pytest.fixture(params=["npy", "mp4"])

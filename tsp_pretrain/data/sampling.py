@@ -20,20 +20,6 @@ import pandas as pd
 FOREGROUND, BACKGROUND = 1, 0
 
 
-def segments_for(
-    segments: pd.DataFrame, videos: pd.DataFrame, subset: str, foreground_only: bool
-) -> pd.DataFrame:
-    """Segments of the videos in ``subset`` (all, or foreground only for TAC)."""
-    ids = set(videos.loc[videos["subset"] == subset, "video_id"])
-    if not ids:
-        known = ", ".join(sorted(videos["subset"].unique()))
-        raise ValueError(f"no video in subset {subset!r} (subsets present: {known})")
-    keep = segments["video_id"].isin(ids)
-    if foreground_only:
-        keep &= segments["region"] == "foreground"
-    return segments[keep].reset_index(drop=True)
-
-
 def sample_clips(
     segments: pd.DataFrame,
     *,

@@ -82,20 +82,38 @@ class _Sums:
         return out
 
 
-def _loader(
-    dataset: ClipDataset,
-    batch_size: int,
-    workers: int,
+def _trained_segments(segments: pd.DataFrame, foreground_only: bool) -> pd.DataFrame:
+    """All segments (TSP), or the foreground ones only (TAC)."""
+    return segments[segments["region"] == "foreground"] if foreground_only else segments
+
+
+def _clip_loader(
+    data: ClipSource,
+    segments: pd.DataFrame,
+    *,
+    rng: np.random.Generator | None,
+    preset: TrainPreset | EvalPreset,
+    gvf: Mapping[str, torch.Tensor] | None,
+    params: OptimParams,
     device: torch.device,
-    shuffle: bool,
     seed: int,
 ) -> DataLoader:
+    """One epoch's clips of ``segments`` (random starts with ``rng``, evenly spaced without)."""
+    samples = sample_clips(
+        segments,
+        clips_per_segment=params.clips_per_segment,
+        clip_seconds=data.clip_seconds,
+        frame_rate=data.frame_rate,
+        rng=rng,
+    )
+    dataset = ClipDataset(data.store, samples, data.clip_len, preset, gvf)
+    shuffle = rng is not None
     return DataLoader(
         dataset,
-        batch_size=batch_size,
+        batch_size=params.batch_size,
         shuffle=shuffle,
-        drop_last=shuffle and len(dataset) >= batch_size,
-        num_workers=workers,
+        drop_last=shuffle and len(dataset) >= params.batch_size,
+        num_workers=params.workers,
         pin_memory=device.type == "cuda",
         generator=torch.Generator().manual_seed(seed),
     )
@@ -144,9 +162,7 @@ def train(
     """
     device = pick_device(params.device)
     model.to(device)
-    train_segments = data.train_segments
-    if foreground_only:
-        train_segments = train_segments[train_segments["region"] == "foreground"]
+    train_segments = _trained_segments(data.train_segments, foreground_only)
     if train_segments.empty:
         raise ValueError("no training segment to sample clips from (check the annotation report)")
     epoch_clips = len(train_segments) * params.clips_per_segment
@@ -168,6 +184,7 @@ def train(
     )
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
     start_epoch, clips_seen = 0, {"clips": 0, "fg_clips": 0, "steps": 0}
+    metrics: dict[str, float] = {}
     state = load_resumable(checkpoint, fingerprint)
     if state is not None:
         model.load_state_dict(state["model"])
@@ -177,24 +194,16 @@ def train(
         start_epoch, clips_seen = state["epoch"] + 1, state["clips_seen"]
         metrics = state["metrics"]
 
-    valid_samples = sample_clips(
-        data.valid_segments[data.valid_segments["region"] == "foreground"]
-        if foreground_only
-        else data.valid_segments,
-        clips_per_segment=params.clips_per_segment,
-        clip_seconds=data.clip_seconds,
-        frame_rate=data.frame_rate,
-        rng=None,
-    )
-    eval_preset = EvalPreset(crop_size=crop_size)
     train_preset = TrainPreset(crop_size=crop_size)
     gvf = data.gvf if model.uses_gvf else None
-    valid_loader = _loader(
-        ClipDataset(data.store, valid_samples, data.clip_len, eval_preset, gvf),
-        params.batch_size,
-        params.workers,
-        device,
-        shuffle=False,
+    valid_loader = _clip_loader(
+        data,
+        _trained_segments(data.valid_segments, foreground_only),
+        rng=None,
+        preset=EvalPreset(crop_size=crop_size),
+        gvf=gvf,
+        params=params,
+        device=device,
         seed=seed,
     )
     log.info(
@@ -205,8 +214,6 @@ def train(
         device,
     )
 
-    if state is None:
-        metrics: dict[str, float] = {}
     with Live(
         str(live_dir), resume=start_epoch > 0, dvcyaml=False, save_dvc_exp=False, report=None
     ) as live:
@@ -214,19 +221,14 @@ def train(
             live.step = start_epoch
         for epoch in range(start_epoch, params.epochs):
             torch.manual_seed(seed * 10_007 + epoch)
-            samples = sample_clips(
+            loader = _clip_loader(
+                data,
                 train_segments,
-                clips_per_segment=params.clips_per_segment,
-                clip_seconds=data.clip_seconds,
-                frame_rate=data.frame_rate,
                 rng=np.random.default_rng([seed, epoch]),
-            )
-            loader = _loader(
-                ClipDataset(data.store, samples, data.clip_len, train_preset, gvf),
-                params.batch_size,
-                params.workers,
-                device,
-                shuffle=True,
+                preset=train_preset,
+                gvf=gvf,
+                params=params,
+                device=device,
                 seed=seed * 10_007 + epoch,
             )
             model.train()

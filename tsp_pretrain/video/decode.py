@@ -32,6 +32,7 @@ from tqdm import tqdm
 
 from tsp_pretrain.digest import file_digest
 from tsp_pretrain.video.store import (
+    INDEX_FILE,
     StoredVideo,
     StoreSettings,
     read_index,
@@ -194,8 +195,6 @@ def decode_dataset(
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    for leftover in out_dir.glob("*.tmp*"):
-        leftover.unlink()
     index = read_index(out_dir)
     report = DecodeReport()
     jobs = [
@@ -222,8 +221,8 @@ def decode_dataset(
     known_files = {e.file for e in index.values()} | {
         f"{j.video_id}{settings.suffix}" for j in jobs
     }
-    for path in out_dir.iterdir():
-        if path.name != "index.json" and path.name not in known_files:
+    for path in out_dir.iterdir():  # stale videos and the temporary files of an interrupted run
+        if path.is_file() and path.name != INDEX_FILE and path.name not in known_files:
             path.unlink()
     write_index(out_dir, index)
     if report.reused:

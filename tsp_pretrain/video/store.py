@@ -90,8 +90,12 @@ def read_index(root: str | Path) -> dict[str, StoredVideo]:
         except (TypeError, KeyError):
             outdated.append(vid)
     if outdated:
-        log.warning("%s: %d entries (first: %s) are in an older format; they will be decoded again",
-                    path, len(outdated), outdated[0])
+        log.warning(
+            "%s: %d entries (first: %s) are in an older format; they will be decoded again",
+            path,
+            len(outdated),
+            outdated[0],
+        )
     return entries
 
 
