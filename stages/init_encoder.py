@@ -16,7 +16,7 @@ from tsp_pretrain.config import load_params
 from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.encoder import build_encoder
-from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import fingerprint, save_encoder
 from tsp_pretrain.training.loop import ClipSource, train
@@ -63,8 +63,8 @@ def main() -> None:
         params.clip_len,
         params.frame_rate,
     )
-    model = TSPModel(
-        build_encoder(enc.backbone, "none"), len(tables.labels), objective="tac", gvf=False
+    model = build_tsp_model(
+        enc.backbone, len(tables.labels), objective="tac", gvf=False, seed=params.pretrain.seed
     )
     run_id = fingerprint(
         code=code_digest(),

@@ -15,8 +15,7 @@ from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.gvf import global_video_features
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
-from tsp_pretrain.models.encoder import build_encoder
-from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import fingerprint, save_encoder
 from tsp_pretrain.training.loop import ClipSource, train
@@ -54,11 +53,13 @@ def main() -> None:
         params.frame_rate,
         gvf,
     )
-    model = TSPModel(
-        build_encoder(params.encoder.backbone, str(args.initial)),
+    model = build_tsp_model(
+        params.encoder.backbone,
         len(tables.labels),
+        weights=str(args.initial),
         objective=params.objective,
         gvf=params.gvf,
+        seed=params.seed,
     )
     run_id = fingerprint(
         code=code_digest(),

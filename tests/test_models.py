@@ -304,3 +304,24 @@ def test_pick_device(monkeypatch):
     assert pick_device("auto") == torch.device("cuda")
     with pytest.raises(RuntimeError, match="only 1 CUDA"):
         pick_device("cuda:1")
+
+
+@pytest.mark.parametrize("weights", ["none", "planted"])
+def test_seed_fixes_the_random_initialisation_and_leaves_the_global_rng(weights, tmp_path):
+    if weights == "planted":  # heads random, backbone loaded: only the heads depend on the seed
+        path = tmp_path / "encoder.pt"
+        torch.save(build_tsp_model("r2plus1d_tiny", 3, seed=9).backbone.state_dict(), path)
+        weights = str(path)
+    before = torch.random.get_rng_state()
+    a = build_tsp_model("r2plus1d_tiny", 3, weights=weights, seed=1).state_dict()
+    assert torch.equal(torch.random.get_rng_state(), before)
+    torch.rand(5)  # another global RNG state must not matter
+    b = build_tsp_model("r2plus1d_tiny", 3, weights=weights, seed=1).state_dict()
+    c = build_tsp_model("r2plus1d_tiny", 3, weights=weights, seed=2).state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    differ = {k for k in a if not torch.equal(a[k], c[k])}
+    assert "heads.action.weight" in differ
+    if weights == "none":
+        assert any(k.startswith("backbone.") for k in differ)
+    else:
+        assert all(k.startswith("heads.") for k in differ)

@@ -93,6 +93,16 @@ def build_tsp_model(
     weights: str = "none",
     objective: Objective = "tsp",
     gvf: bool = True,
+    seed: int | None = None,
 ) -> TSPModel:
-    """Convenience: :func:`~tsp_pretrain.models.encoder.build_encoder` + :class:`TSPModel`."""
-    return TSPModel(build_encoder(backbone, weights), num_classes, objective=objective, gvf=gvf)
+    """:func:`~tsp_pretrain.models.encoder.build_encoder` + :class:`TSPModel`.
+
+    With ``seed``, every randomly initialised weight (the heads; the whole backbone when
+    ``weights="none"``) is drawn from it, so the same params give the same run; the global RNG
+    state is left as it was. Without it, the initialisation follows the global RNG.
+    """
+    if seed is None:
+        return TSPModel(build_encoder(backbone, weights), num_classes, objective=objective, gvf=gvf)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return TSPModel(build_encoder(backbone, weights), num_classes, objective=objective, gvf=gvf)
