@@ -14,7 +14,7 @@ from tsp_pretrain.config import OptimParams
 from tsp_pretrain.features.extract import extract_dataset
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.models.encoder import build_encoder
-from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.training import loop
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.decode import decode_dataset
@@ -60,8 +60,7 @@ def _segments():
 
 
 def _model(objective="tsp", gvf=True):
-    torch.manual_seed(0)
-    return TSPModel(build_encoder("r2plus1d_tiny", "none"), 2, objective=objective, gvf=gvf)
+    return build_tsp_model("r2plus1d_tiny", 2, objective=objective, gvf=gvf, seed=0)
 
 
 def _source(store, gvf=None):

@@ -101,8 +101,7 @@ def build_tsp_model(
     ``weights="none"``) is drawn from it, so the same params give the same run; the global RNG
     state is left as it was. Without it, the initialisation follows the global RNG.
     """
-    if seed is None:
-        return TSPModel(build_encoder(backbone, weights), num_classes, objective=objective, gvf=gvf)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
         return TSPModel(build_encoder(backbone, weights), num_classes, objective=objective, gvf=gvf)

@@ -208,8 +208,8 @@ def decode_dataset(
         for r in videos.itertuples(index=False)
     ]
     wanted = {job.video_id for job in jobs}
-    for vid in sorted(set(index) - wanted):
-        (out_dir / index.pop(vid).file).unlink(missing_ok=True)
+    for vid in sorted(set(index) - wanted):  # their files go in the sweep below
+        index.pop(vid)
         report.removed.append(vid)
     todo = []
     for job in jobs:
