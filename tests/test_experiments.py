@@ -72,6 +72,21 @@ def test_compare_finds_a_clear_difference_and_none_against_itself(repo):
     assert same["mean_difference"] == 0.0
 
 
+def test_a_name_on_several_baselines_resolves_to_the_nearest_one_in_history(repo):
+    weak, strong = _git(repo, "rev-parse", "HEAD~1"), _git(repo, "rev-parse", "HEAD")
+    _git(repo, "update-ref", f"refs/exps/{weak[:2]}/{weak[2:]}/tac", weak)
+    (repo / "README.md").write_text("a later commit that is no experiment's baseline\n")
+    _git(repo, "add", "-A")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "docs")
+    assert resolve_revision("tac", repo) == f"refs/exps/{strong[:2]}/{strong[2:]}/tac"
+    _git(repo, "checkout", "-q", weak)
+    assert resolve_revision("tac", repo) == f"refs/exps/{weak[:2]}/{weak[2:]}/tac"
+    _git(repo, "update-ref", "refs/exps/00/" + "0" * 38 + "/other", weak)
+    _git(repo, "update-ref", "refs/exps/11/" + "1" * 38 + "/other", weak)
+    with pytest.raises(ValueError, match="several baselines"):
+        resolve_revision("other", repo)
+
+
 def test_experiment_names_resolve_to_their_ref_and_unknown_names_fail(repo):
     assert resolve_revision("tac", repo).startswith("refs/exps/")
     with pytest.raises(ValueError, match="neither a DVC experiment nor a git revision"):

@@ -41,11 +41,14 @@ def resolve_revision(name: str, repo: Path = Path()) -> str:
     matches = [r for r in refs if r.rsplit("/", 1)[-1] == name]
     if len(matches) > 1:
         # Names are unique per baseline commit (refs/exps/<sha[:2]>/<sha[2:]>/<name>), as in DVC:
-        # prefer the experiment based on the current commit.
-        head = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        matches = [r for r in matches if "".join(r.split("/")[2:4]) == head] or matches
+        # prefer the experiment based on the current commit or else on its nearest ancestor
+        # (experiments are often run before a later commit, a README update for instance).
+        history = subprocess.run(
+            ["git", "rev-list", "HEAD"], cwd=repo, capture_output=True, text=True, check=True
+        ).stdout.split()
+        age = {sha: i for i, sha in enumerate(history)}
+        based = sorted((age[sha], r) for r in matches if (sha := "".join(r.split("/")[2:4])) in age)
+        matches = [based[0][1]] if based else matches
     if len(matches) > 1:
         raise ValueError(
             f"experiment name {name!r} exists for several baselines: {matches}; "
@@ -67,10 +70,10 @@ def resolve_revision(name: str, repo: Path = Path()) -> str:
     return name
 
 
-def read_json(name: str, path: str, repo: Path = Path()) -> dict:
-    """A JSON file of revision/experiment ``name`` (``workspace`` = the file on disk)."""
+def read_text(name: str, path: str, repo: Path = Path()) -> str:
+    """A file of revision/experiment ``name`` (``workspace`` = the file on disk)."""
     if name == "workspace":
-        return json.loads((repo / path).read_text())
+        return (repo / path).read_text()
     shown = subprocess.run(
         ["git", "show", f"{resolve_revision(name, repo)}:{path}"],
         cwd=repo,
@@ -78,8 +81,13 @@ def read_json(name: str, path: str, repo: Path = Path()) -> dict:
         text=True,
     )
     if shown.returncode != 0:
-        raise FileNotFoundError(f"{name}: no {path} in that revision")
-    return json.loads(shown.stdout)
+        raise FileNotFoundError(f"{name}: no {path} in that revision (was it evaluated?)")
+    return shown.stdout
+
+
+def read_json(name: str, path: str, repo: Path = Path()) -> dict:
+    """A JSON file of revision/experiment ``name`` (``workspace`` = the file on disk)."""
+    return json.loads(read_text(name, path, repo))
 
 
 def summary_table(names: list[str], repo: Path = Path()) -> str:
@@ -105,16 +113,7 @@ def summary_table(names: list[str], repo: Path = Path()) -> str:
 
 def read_per_video(name: str, repo: Path = Path(), encoder: str = "trained") -> pd.DataFrame:
     """The per-video AUC table of ``name`` (``workspace`` = the files on disk)."""
-    if name == "workspace":
-        text = (repo / PER_VIDEO).read_text()
-    else:
-        rev = resolve_revision(name, repo)
-        shown = subprocess.run(
-            ["git", "show", f"{rev}:{PER_VIDEO}"], cwd=repo, capture_output=True, text=True
-        )
-        if shown.returncode != 0:
-            raise FileNotFoundError(f"{name}: no {PER_VIDEO} in that revision (was it evaluated?)")
-        text = shown.stdout
+    text = read_text(name, PER_VIDEO, repo)
     table = pd.read_csv(io.StringIO(text), dtype={"video_id": str})
     return table[table["encoder"] == encoder].drop(columns="encoder")
 
