@@ -7,11 +7,11 @@ Videos that cannot be decoded are skipped and listed in the report, never a cras
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from tsp_pretrain.atomic import write_json
 from tsp_pretrain.config import load_params
 from tsp_pretrain.digest import code_digest
 from tsp_pretrain.logs import setup_logging
@@ -39,9 +39,8 @@ def main() -> None:
     )
     report = decode_dataset(videos, dataset.videos, args.out, settings, params.decode.workers)
 
-    args.report.parent.mkdir(parents=True, exist_ok=True)
-    with args.report.open("w") as f:
-        json.dump({"settings": vars(settings), **report.to_json()}, f, indent=1)
+    document = {"settings": vars(settings), **report.to_json()}
+    write_json(args.report, document, indent=1, sort_keys=False)
     counts = report.to_json()["counts"]
     log.info("%s (report: %s)", ", ".join(f"{k} {v}" for k, v in counts.items()), args.report)
 

@@ -8,11 +8,11 @@ bootstrap interval over videos, and trained-minus-initial a paired one.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 import pandas as pd
 
+from tsp_pretrain.atomic import write_csv, write_json
 from tsp_pretrain.config import load_params
 from tsp_pretrain.evaluation import compare_encoders, evaluate_encoder, plot_timelines
 from tsp_pretrain.features.store import load_features
@@ -59,16 +59,11 @@ def main() -> None:
         seed=params.seed,
     )
 
-    for path in (args.metrics, args.per_video, args.figure):
-        path.parent.mkdir(parents=True, exist_ok=True)
-    args.roc.mkdir(parents=True, exist_ok=True)
-    with args.metrics.open("w") as f:
-        json.dump(summary, f, indent=2)
-    pd.concat(
-        [r.per_video_auc.assign(encoder=name) for name, r in results.items()], ignore_index=True
-    ).to_csv(args.per_video, index=False, float_format="%.6f")
+    write_json(args.metrics, summary, sort_keys=False)
+    per_video = [r.per_video_auc.assign(encoder=name) for name, r in results.items()]
+    write_csv(args.per_video, pd.concat(per_video, ignore_index=True), float_format="%.6f")
     for name, r in results.items():
-        r.roc.to_csv(args.roc / f"{name}.csv", index=False, float_format="%.5f")
+        write_csv(args.roc / f"{name}.csv", r.roc, float_format="%.5f")
     plot_timelines(
         {name: r.scores for name, r in results.items()},
         tables.segments,

@@ -9,9 +9,9 @@ heads; for demo-tac also the pretraining checkpoint (resumable) and its dvclive 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
+from tsp_pretrain.atomic import write_json
 from tsp_pretrain.config import load_params
 from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.logs import setup_logging
@@ -44,9 +44,11 @@ def main() -> None:
             feature_dim=encoder.feature_dim,
             info={"weights": enc.weights},
         )
-        args.live.mkdir(parents=True, exist_ok=True)
-        with (args.live / "metrics.json").open("w") as f:
-            json.dump({"pretraining": f"not run: encoder.weights is {enc.weights}"}, f)
+        write_json(
+            args.live / "metrics.json",
+            {"pretraining": f"not run: encoder.weights is {enc.weights}"},
+            indent=None,
+        )
         log.info("initial encoder %s with weights %s -> %s", enc.backbone, enc.weights, args.out)
         return
 

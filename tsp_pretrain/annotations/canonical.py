@@ -19,7 +19,6 @@ The rules, in order (each drop or change is one report row):
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +28,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from tsp_pretrain.atomic import write_csv, write_json
 from tsp_pretrain.video.probe import VideoInfo, VideoProbeError, find_video_file, probe_video
 
 from .schema import (
@@ -384,7 +384,7 @@ def write_annotations(result: CanonicalAnnotations, out_dir: str | Path) -> None
     """Write videos.csv, segments.csv, labels.json, report.csv and report.json into ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    result.videos.to_csv(out_dir / "videos.csv", index=False)
-    result.segments.to_csv(out_dir / "segments.csv", index=False)
-    (out_dir / "labels.json").write_text(json.dumps(result.labels, indent=1) + "\n")
+    write_csv(out_dir / "videos.csv", result.videos)
+    write_csv(out_dir / "segments.csv", result.segments)
+    write_json(out_dir / "labels.json", result.labels, indent=1)
     result.report.write(out_dir, totals=result.totals())

@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from tsp_pretrain.atomic import write_csv, write_json
+
 VIDEO_COLUMNS = ["video_id", "filename", "subset", "duration", "fps", "num_frames"]
 SEGMENT_COLUMNS = ["video_id", "t_start", "t_end", "label", "label_id", "region"]
 REPORT_COLUMNS = ["video_id", "t_start", "t_end", "label", "issue", "action", "detail", "source"]
@@ -136,9 +138,9 @@ class Report:
     def write(self, out_dir: str | Path, totals: dict[str, Any] | None = None) -> None:
         """Write ``report.csv`` (the rows) and ``report.json`` (counts, parameters, totals)."""
         out_dir = Path(out_dir)
-        self.to_frame().to_csv(out_dir / "report.csv", index=False)
+        write_csv(out_dir / "report.csv", self.to_frame())
         summary = {"counts": self.counts(), "parameters": self.parameters, "totals": totals or {}}
-        (out_dir / "report.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+        write_json(out_dir / "report.json", summary, sort_keys=False)
 
 
 _REPORT_DTYPES = {c: "object" for c in REPORT_COLUMNS} | {"t_start": "float64", "t_end": "float64"}

@@ -23,12 +23,13 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from tsp_pretrain.atomic import write_json
 from tsp_pretrain.config import DemoParams
 
 from .motions import CLASSES, trajectory
 from .plan import TRAINING, VALIDATION, VideoPlan, plan_trimmed, plan_untrimmed
 from .render import render_frames
-from .writer import activitynet_json, write_json, write_mp4
+from .writer import activitynet_json, write_mp4
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +90,10 @@ def make_demo_dataset(
 ) -> DemoSummary:
     """Generate the demo dataset described by ``params`` under ``out_dir``.
 
-    Output is a pure function of ``params``: the same seed gives byte-identical JSON and identical
-    decoded frames, whatever ``workers`` is (each video has its own random stream and x264 runs
-    single-threaded). ``workers`` > 1 encodes videos in that many processes.
+    Output is a pure function of ``params``: the same seed gives byte-identical files whatever
+    ``workers`` is, in which order and on how busy a machine (each video has its own random
+    stream; x264 runs with the deterministic settings of :mod:`tsp_pretrain.video.encode`).
+    ``workers`` > 1 encodes videos in that many processes.
 
     Raises ``FileExistsError`` when ``out_dir`` is not empty, so that stale videos from an earlier
     configuration can never mix with new ones (``dvc repro`` empties declared outputs itself).
@@ -124,7 +126,11 @@ def make_demo_dataset(
 
     classes = list(CLASSES)
     for part, plans in (("untrimmed", untrimmed), ("trimmed", trimmed)):
-        write_json(out_dir / part / ANNOTATION_FILE, activitynet_json(plans, classes, params.size))
+        write_json(
+            out_dir / part / ANNOTATION_FILE,
+            activitynet_json(plans, classes, params.size),
+            indent=None,
+        )
     summary = DemoSummary(
         classes=classes,
         untrimmed=_summarise(untrimmed),

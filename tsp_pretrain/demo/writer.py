@@ -6,44 +6,24 @@ downloaded dataset (probe, decode, resample), so that the demo tests the real co
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import av
 import numpy as np
+
+from tsp_pretrain.video.encode import write_h264, x264_options
 
 from .plan import VideoPlan
 
 CRF = 18
 """Near-lossless for this content; the motion signal survives encoding."""
-X264_PRESET = "veryfast"
-X264_PARAMS = "threads=1"
-"""One encoder thread: x264 output may depend on the thread count, and the demo must give the same
-pixels on every machine. Parallelism comes from encoding several videos at once instead."""
 
 
 def write_mp4(path: Path, chunks: Iterable[np.ndarray], fps: int) -> int:
-    """Encode uint8 RGB frame chunks (t, H, W, 3) to ``path`` (libx264, yuv420p); returns the number
-    of frames written. Raises ``ValueError`` naming the file for odd frame sizes."""
-    count = 0
-    with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": str(CRF), "preset": X264_PRESET, "x264-params": X264_PARAMS}
-        for chunk in chunks:
-            if count == 0:
-                height, width = chunk.shape[1:3]
-                if height % 2 or width % 2:
-                    raise ValueError(
-                        f"{path}: yuv420p needs even frame sizes, got {width}x{height}"
-                    )
-                stream.width, stream.height = width, height
-            for frame in chunk:
-                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-                count += 1
-        container.mux(stream.encode())
-    return count
+    """Encode uint8 RGB frame chunks (t, H, W, 3) to ``path`` with x264's default GOP, as an
+    ordinary downloaded file would be, byte-identically on every run (``video.encode``); returns
+    the number of frames written."""
+    return write_h264(path, chunks, fps, x264_options(CRF))[0]
 
 
 def taxonomy(classes: Sequence[str]) -> list[dict]:
@@ -70,11 +50,3 @@ def activitynet_json(plans: Sequence[VideoPlan], classes: Sequence[str], size: i
         for plan in plans
     }
     return {"version": "VERSION 1.3", "taxonomy": taxonomy(classes), "database": database}
-
-
-def write_json(path: Path, document: dict, indent: int | None = None) -> None:
-    """Write ``document`` with sorted keys, so that equal content gives equal bytes (compact by
-    default, as the ``.min.json`` name of ActivityNet's file promises)."""
-    with path.open("w") as f:
-        json.dump(document, f, indent=indent, sort_keys=True)
-        f.write("\n")

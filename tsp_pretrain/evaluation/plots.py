@@ -14,6 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
+from tsp_pretrain.atomic import atomic_path
 from tsp_pretrain.evaluation.clip_labels import merge_intervals
 from tsp_pretrain.evaluation.errors import EvaluationError
 
@@ -90,7 +91,6 @@ def plot_timelines(
         ax.set_title(f"{vid}   within-video AUC: " + ", ".join(aucs), fontsize=10, loc="left")
     axes[-1].set_xlabel("time (s)")
     axes[0].legend(loc="upper right", fontsize=8, ncols=len(scores) + 1, framealpha=0.9)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100)
     return chosen

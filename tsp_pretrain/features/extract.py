@@ -18,6 +18,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from tsp_pretrain.atomic import write_csv
 from tsp_pretrain.data.sampling import sliding_windows
 from tsp_pretrain.data.transforms import EvalPreset
 from tsp_pretrain.features.store import CLIPS_FILE, FeatureIndex, write_features
@@ -174,4 +175,4 @@ def _write_clips_table(
         if rows
         else pd.DataFrame(columns=["video_id", "clip_index", "start_frame", "t_start", "t_end"])
     )
-    table.to_csv(out_dir / CLIPS_FILE, index=False, float_format="%.4f")
+    write_csv(out_dir / CLIPS_FILE, table, float_format="%.4f")

@@ -14,11 +14,12 @@ same settings; any change of settings empties the folder first.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from tsp_pretrain.atomic import atomic_path, write_json
 
 INDEX_FILE = "index.json"
 CLIPS_FILE = "clips.csv"
@@ -43,20 +44,14 @@ class FeatureIndex:
                 }
 
     def save(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / (INDEX_FILE + ".tmp")
-        with tmp.open("w") as f:
-            json.dump(
-                {"settings": self.settings, "videos": self.videos}, f, indent=1, sort_keys=True
-            )
-        os.replace(tmp, self.root / INDEX_FILE)
+        document = {"settings": self.settings, "videos": self.videos}
+        write_json(self.root / INDEX_FILE, document, indent=1)
 
 
 def write_features(path: Path, features: np.ndarray) -> None:
     """Save one video's features atomically."""
-    tmp = path.with_suffix(".tmp.npy")
-    np.save(tmp, features.astype(np.float32, copy=False))
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.save(tmp, features.astype(np.float32, copy=False))
 
 
 def load_features(root: str | Path) -> tuple[dict[str, np.ndarray], pd.DataFrame]:

@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from tsp_pretrain.atomic import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -28,12 +29,9 @@ def fingerprint(**parts: Any) -> str:
 
 
 def save_atomic(obj: Any, path: str | Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves half a checkpoint."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """torch.save through :func:`~tsp_pretrain.atomic.atomic_path`: never half a checkpoint."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_resumable(path: str | Path, expected_fingerprint: str) -> dict | None:

@@ -19,22 +19,26 @@ loader crashed on such clips near video ends; here they are legal and documented
 
 from __future__ import annotations
 
+import io
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from fractions import Fraction
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
 
+from tsp_pretrain.atomic import atomic_path, write_json
+
+from .encode import EncodeError, write_h264, x264_options
+
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.json"
 MP4_KEYINT = 16
+MP4_CRF = 18
 
 
 @dataclass(frozen=True)
@@ -101,74 +105,52 @@ def read_index(root: str | Path) -> dict[str, StoredVideo]:
 
 def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
     """Atomically replace the index, so an interrupted run never leaves a half-written one."""
-    root = Path(root)
-    tmp = root / (INDEX_FILE + ".tmp")
-    with tmp.open("w") as f:
-        json.dump({"videos": {vid: entries[vid].to_json() for vid in sorted(entries)}}, f, indent=1)
-    os.replace(tmp, root / INDEX_FILE)
+    document = {"videos": {vid: entries[vid].to_json() for vid in sorted(entries)}}
+    write_json(Path(root) / INDEX_FILE, document, indent=1, sort_keys=False)
 
 
 # --------------------------------------------------------------------------------------- writers
 
 
-def write_npy(path: Path, frames: Iterator[np.ndarray]) -> tuple[int, int, int]:
-    """Stream frames into a ``.npy`` file without holding the whole video in memory.
+def _npy_header(num_frames: int, shape: tuple[int, ...]) -> bytes:
+    """The ``.npy`` header of a uint8 ``num_frames x H x W x 3`` array.
 
-    Frames go to a raw temporary file first (the count is unknown until decoding ends), then into
-    the final array through a memory map. Returns (num_frames, height, width).
+    NumPy pads the header so that the first dimension can grow to 21 digits without changing its
+    length: the header written before the first frame is later rewritten in place with the count.
     """
-    raw = path.with_suffix(".raw.tmp")
+    buffer = io.BytesIO()
+    header = {"descr": "|u1", "fortran_order": False, "shape": (num_frames, *shape)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+def write_npy(path: Path, frames: Iterator[np.ndarray]) -> tuple[int, int, int]:
+    """Stream frames into a ``.npy`` file without holding the video in memory or on disk twice.
+
+    The header is written with a frame count of 0 and rewritten in place once the count is known.
+    Returns (num_frames, height, width).
+    """
     count, shape = 0, None
-    with raw.open("wb") as f:
+    with atomic_path(path) as tmp, tmp.open("wb") as f:
         for frame in frames:
             if shape is None:
-                shape = frame.shape
+                shape = tuple(frame.shape)
+                f.write(_npy_header(0, shape))
             f.write(np.ascontiguousarray(frame, dtype=np.uint8).tobytes())
             count += 1
-    if shape is None:
-        raw.unlink()
-        raise FrameStoreError(f"{path.name}: no frame decoded")
-    data = np.memmap(raw, dtype=np.uint8, mode="r", shape=(count, *shape))
-    tmp = path.with_suffix(".npy.tmp")
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(count, *shape))
-    for start in range(0, count, 256):
-        out[start : start + 256] = data[start : start + 256]
-    out.flush()
-    del out, data
-    raw.unlink()
-    os.replace(tmp, path)
+        if shape is None:
+            raise FrameStoreError(f"{path.name}: no frame decoded")
+        f.seek(0)
+        f.write(_npy_header(count, shape))
     return count, shape[0], shape[1]
 
 
 def write_mp4(path: Path, frames: Iterator[np.ndarray], frame_rate: float) -> tuple[int, int, int]:
     """Re-encode frames as H.264 with keyframes every :data:`MP4_KEYINT` frames (pts = index)."""
-    tmp = path.with_suffix(".tmp.mp4")
-    count, shape = 0, None
-    rate = Fraction(frame_rate).limit_denominator(1001)
-    with av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.pix_fmt = "yuv420p"
-        stream.time_base = 1 / rate
-        stream.options = {
-            "crf": "18",
-            "preset": "veryfast",
-            "x264-params": f"keyint={MP4_KEYINT}:min-keyint={MP4_KEYINT}:scenecut=0:bframes=0",
-        }
-        for frame in frames:
-            if shape is None:
-                shape = frame.shape
-                stream.height, stream.width = shape[:2]
-            video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-            video_frame.pts = count
-            for packet in stream.encode(video_frame):
-                container.mux(packet)
-            count += 1
-        if shape is None:
-            raise FrameStoreError(f"{path.name}: no frame decoded")
-        for packet in stream.encode():
-            container.mux(packet)
-    os.replace(tmp, path)
-    return count, shape[0], shape[1]
+    try:
+        return write_h264(path, frames, frame_rate, x264_options(MP4_CRF, keyint=MP4_KEYINT))
+    except EncodeError as err:
+        raise FrameStoreError(str(err)) from None
 
 
 # --------------------------------------------------------------------------------------- readers
