@@ -142,14 +142,8 @@ def test_summary_counts_match_the_annotations(demo):
     assert summary["params"]["seed"] == 0
 
 
-def test_same_seed_gives_same_pixels_in_parallel_and_other_seed_differs(demo, tmp_path):
-    again = tmp_path / "again"
-    make_demo_dataset(tiny(), again, progress=False, workers=2)
-    for name in ("summary.json", f"untrimmed/{ANNOTATION_FILE}", f"trimmed/{ANNOTATION_FILE}"):
-        assert (again / name).read_bytes() == (demo / name).read_bytes(), name
-    for path in sorted(demo.glob("*/videos/*.mp4")):
-        assert np.array_equal(decode(path), decode(again / path.relative_to(demo))), path.name
-
+def test_other_seed_gives_other_videos(demo, tmp_path):
+    """(The same seed giving the same bytes is tests/test_demo_reproducible.py's.)"""
     other = tmp_path / "other"
     make_demo_dataset(tiny(seed=1), other, progress=False)
     assert load(other, "untrimmed") != load(demo, "untrimmed")

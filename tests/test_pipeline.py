@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -38,7 +40,7 @@ TINY = {
     "decode": {"short_side": 20, "workers": 1},
     "transform": {"crop_size": 16},
     "pretrain": {"epochs": 1, "batch_size": 8, "clips_per_segment": 2},
-    "train": {"epochs": 1, "batch_size": 8, "clips_per_segment": 2},
+    "train": {"epochs": 2, "batch_size": 8, "clips_per_segment": 2},
     "extract": {"stride": 4},
     "evaluate": {"n_bootstrap": 200, "num_timeline_videos": 2},
 }
@@ -90,20 +92,104 @@ def clone(tmp_path_factory) -> Path:
     return dest
 
 
-def _weights(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=False)["model"]
-
-
 def _assert_training_is_reproducible(clone: Path) -> None:
-    """Pretraining and training again from scratch (checkpoints deleted) give the same weights:
-    the same params give the same run, and so the same committed metrics."""
-    first = {p: _weights(clone / p) for p in ("models/initial.pt", "models/trained/encoder.pt")}
+    """Pretraining and training again from scratch (checkpoints deleted) give byte-identical
+    encoder files: the same params give the same run, the same dvc.lock and the same metrics."""
+    files = ("models/initial.pt", "models/trained/encoder.pt")
+    first = {p: (clone / p).read_bytes() for p in files}
     (clone / "models/pretrain/checkpoint.pt").unlink()
     (clone / "models/trained/checkpoint.pt").unlink()
     _run(["dvc", "repro", "--force", "--single-item", "init_encoder", "train"], clone)
-    for path, weights in first.items():
-        again = _weights(clone / path)
-        assert all(torch.equal(weights[k], again[k]) for k in weights), f"{path} differs"
+    assert [p for p in files if (clone / p).read_bytes() != first[p]] == []
+
+
+# Code run before a stage script in a subprocess that must die by SIGKILL at a chosen point (a
+# deterministic point in the work, never a timer).
+_KILL_MID_EPOCH = """
+import os, signal
+import tsp_pretrain.training.loop as loop
+real, calls = loop.forward_and_loss, [0]
+def forward_and_loss(model, *args, **kwargs):
+    if model.training:
+        calls[0] += 1
+        if calls[0] == KILL_AT:
+            os.kill(os.getpid(), signal.SIGKILL)
+    return real(model, *args, **kwargs)
+loop.forward_and_loss = forward_and_loss
+"""
+
+_KILL_MID_WRITE = """
+import os, signal
+import numpy as np
+real, calls = np.save, [0]
+def save(path, array, *args, **kwargs):
+    calls[0] += 1
+    if calls[0] == KILL_AT:
+        with open(path, "wb") as f:
+            f.write(b"\\x93NUMPY half a file")
+        os.kill(os.getpid(), signal.SIGKILL)
+    return real(path, array, *args, **kwargs)
+np.save = save
+"""
+
+
+def _stage_argv(clone: Path, stage: str, key: str | None = None, item: str | None = None) -> list:
+    """The command of a dvc.yaml stage (a foreach stage's with ${key} and ${item} filled in)."""
+    spec = yaml.safe_load((clone / "dvc.yaml").read_text())["stages"][stage]
+    cmd = spec.get("do", spec)["cmd"].replace("${key}", key or "").replace("${item}", item or "")
+    return shlex.split(cmd)[1:]  # drop "python"
+
+
+def _run_killed(clone: Path, argv: list[str], patch: str, kill_at: int) -> None:
+    """Run a stage script with ``patch`` applied; it must die by SIGKILL (not finish, not fail)."""
+    code = (
+        f"KILL_AT = {kill_at}\n{patch}\nimport runpy, sys\n"
+        f"sys.argv = {argv!r}\nrunpy.run_path({argv[0]!r}, run_name='__main__')\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL, (
+        f"expected SIGKILL, got {done.returncode}:\n{done.stderr[-3000:]}"
+    )
+
+
+def _snapshot(clone: Path, *folders: str) -> dict[str, bytes]:
+    return {
+        p.relative_to(clone).as_posix(): p.read_bytes()
+        for folder in folders
+        for p in sorted((clone / folder).rglob("*"))
+        if p.is_file()
+    }
+
+
+def _assert_killed_runs_resume_to_identical_outputs(clone: Path) -> None:
+    """SIGKILL in the middle of training's second epoch and in the middle of writing the second
+    video's features; `dvc repro` then resumes both and gives byte-identical outputs to the
+    uninterrupted run, with no partial file left for DVC to cache."""
+    outputs = ("models/trained", "metrics/train", "data/features/trained", "metrics/roc")
+    before = _snapshot(clone, *outputs) | _snapshot(clone, "metrics/separability.json")
+    steps_per_epoch = json.loads((clone / "metrics/train/metrics.json").read_text())["seen"]
+    steps_per_epoch = steps_per_epoch["steps"] // TINY["train"]["epochs"]
+    assert steps_per_epoch >= 3, "the tiny config needs more steps for a mid-epoch kill"
+
+    (clone / "models/trained/checkpoint.pt").unlink()
+    _run_killed(clone, _stage_argv(clone, "train"), _KILL_MID_EPOCH, steps_per_epoch + 2)
+    state = torch.load(clone / "models/trained/checkpoint.pt", weights_only=False)
+    assert state["epoch"] == 0, "the killed run should have left the first epoch's checkpoint"
+
+    shutil.rmtree(clone / "data/features/trained")
+    argv = _stage_argv(clone, "extract", "trained", "models/trained/encoder.pt")
+    _run_killed(clone, argv, _KILL_MID_WRITE, 2)
+    assert list((clone / "data/features/trained").glob("*.partial*")), "no partial file left"
+
+    log = _run(["dvc", "repro"], clone)
+    assert "Running stage 'train'" in log and "Running stage 'extract@trained'" in log
+    after = _snapshot(clone, *outputs) | _snapshot(clone, "metrics/separability.json")
+    assert after.keys() == before.keys(), sorted(after.keys() ^ before.keys())
+    differing = [k for k in before if before[k] != after[k]]
+    assert differing == [], f"the resumed runs changed {differing}"
+    partial = [p for d in ("data", "models", "metrics") for p in (clone / d).rglob("*.partial*")]
+    assert partial == []
+    assert "up to date" in _run(["dvc", "status"], clone)
 
 
 @pytest.mark.integration
@@ -128,6 +214,7 @@ def test_repro_then_exp_run_with_another_clip_len(clone):
     status = _run(["dvc", "status"], clone)
     assert "up to date" in status
     _assert_training_is_reproducible(clone)
+    _assert_killed_runs_resume_to_identical_outputs(clone)
 
     _run(["git", "add", "-A"], clone)
     _run(["git", "commit", "-qm", "baseline run"], clone)

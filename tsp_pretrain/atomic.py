@@ -3,11 +3,15 @@
 A stage can be stopped at any moment (Ctrl-C, SIGKILL, out of memory, a full disk). Readers and
 resumed runs must then never find half a file under its final name, and DVC must never cache a
 stray temporary file as part of an output folder. So every file is written under a temporary
-name *in the same folder* (``<stem>.partial-<pid><suffix>``: the suffix is kept, because writers
-such as ``np.save`` and PyAV pick the format from it) and renamed over the final name when, and
-only when, the writer finished. A Python exception removes the temporary file; a killed process
-cannot, so resumable stages call :func:`remove_partial_files` on their output folder when they
-start.
+name *in the same folder*, ``<stem>.partial<suffix>``, and renamed over the final name when, and
+only when, the writer finished. The suffix is kept because writers such as ``np.save`` and PyAV
+pick the format from it. The name has no process id or random part because some writers store
+it in the file: ``torch.save`` names its zip archive after it, so a name that changed from run to
+run would change the bytes of every checkpoint (and the hashes in dvc.lock).
+
+A Python exception removes the temporary file; a killed process cannot, so resumable stages
+call :func:`remove_partial_files` on their output folder when they start (the decode and
+extraction stages' sweeps of unknown files remove them too).
 
 This module is the one place where that pattern is written.
 """
@@ -26,13 +30,13 @@ import pandas as pd
 
 log = logging.getLogger(__name__)
 
-PARTIAL_MARKER = ".partial-"
+PARTIAL_MARKER = ".partial"
 
 
 def partial_path(path: str | Path) -> Path:
     """The temporary name :func:`atomic_path` writes ``path`` under (same folder and suffix)."""
     path = Path(path)
-    return path.with_name(f"{path.stem}{PARTIAL_MARKER}{os.getpid()}{path.suffix}")
+    return path.with_name(f"{path.stem}{PARTIAL_MARKER}{path.suffix}")
 
 
 def is_partial(path: str | Path) -> bool:

@@ -23,6 +23,7 @@ from dvclive import Live
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from tsp_pretrain.atomic import remove_partial_files
 from tsp_pretrain.config import OptimParams
 from tsp_pretrain.data.clips import ClipDataset
 from tsp_pretrain.data.sampling import sample_clips
@@ -185,6 +186,7 @@ def train(
     scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
     start_epoch, clips_seen = 0, {"clips": 0, "fg_clips": 0, "steps": 0}
     metrics: dict[str, float] = {}
+    remove_partial_files(Path(checkpoint).parent)
     state = load_resumable(checkpoint, fingerprint)
     if state is not None:
         model.load_state_dict(state["model"])
