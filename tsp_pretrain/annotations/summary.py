@@ -117,8 +117,8 @@ def check_summary(
     problems = []
     counts = report.counts()
     for subset, row in summary.iterrows():
-        lost = int(row["missing"] + row["unreadable"])
-        if row["annotated"] and lost / row["annotated"] > max_missing_fraction:
+        n_lost = int(row["missing"] + row["unreadable"])
+        if row["annotated"] and n_lost / row["annotated"] > max_missing_fraction:
             missing = lost[lost["subset"] == subset]
             problems.append(
                 f"{row['found']} of {row['annotated']} {subset} videos found under {videos_dir} "
