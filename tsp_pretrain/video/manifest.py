@@ -31,12 +31,11 @@ import pandas as pd
 
 from tsp_pretrain.atomic import write_csv, write_json
 from tsp_pretrain.digest import file_digest
+from tsp_pretrain.video.probe import VIDEO_EXTENSIONS  # tried in this order
 
 log = logging.getLogger(__name__)
 
 MANIFEST_COLUMNS = ["path", "size", "digest", "problem"]
-# Extensions tried, in this order, when an annotation names no file (or a file that is absent).
-VIDEO_EXTENSIONS = (".mp4", ".mkv", ".webm", ".avi", ".mov", ".m4v", ".flv")
 CACHE_VERSION = 1
 
 
