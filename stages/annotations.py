@@ -1,7 +1,10 @@
 """Stage `annotations@<dataset>`: raw annotations -> canonical videos/segments/labels tables.
 
-Reads `clip_len`, `frame_rate`, the `annotations` section and `datasets.<dataset>`. Every segment
-or video that is clipped, dropped or skipped is listed in `report.csv` / `report.json`.
+Reads `clip_len`, `frame_rate`, the `annotations` section and `datasets.<dataset>`; finds video
+files (in subfolders too) through the videos manifest of stage `videos@<dataset>`, and the labels
+file checked against that stage's record. Every segment or video that is clipped, dropped or
+skipped is listed in `report.csv` / `report.json`; a summary per subset is printed, and the stage
+fails when a subset lost too many videos or has no foreground left.
 """
 
 from __future__ import annotations
@@ -9,20 +12,30 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from tsp_pretrain.annotations import build_annotations, write_annotations
+from tsp_pretrain.annotations import (
+    build_annotations,
+    check_annotations,
+    format_summary,
+    write_annotations,
+)
 from tsp_pretrain.config import load_params
 from tsp_pretrain.logs import setup_logging
+from tsp_pretrain.video.manifest import check_file_record, read_manifest
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dataset", required=True, help="name under `datasets` in params.yaml")
+    parser.add_argument("--manifest", type=Path, required=True, help="videos manifest (CSV)")
+    parser.add_argument("--labels-record", type=Path, required=True, help="labels record (JSON)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     args = parser.parse_args()
     log = setup_logging(f"annotations@{args.dataset}")
 
     params = load_params()
     dataset = params.dataset(args.dataset)
+    dataset.check_paths(args.dataset)
+    check_file_record(dataset.labels, args.labels_record)
     result = build_annotations(
         dataset.format,
         dataset.annotation_source(),
@@ -31,11 +44,22 @@ def main() -> None:
         min_background=params.annotations.min_background,
         duration_tolerance=params.annotations.duration_tolerance,
         labels=dataset.labels,
+        manifest=read_manifest(args.manifest),
         workers=params.annotations.workers,
     )
     write_annotations(result, args.out)
+    assert result.summary is not None  # set by build_annotations
+    title = f"annotations@{args.dataset}: videos per subset (details: {args.out}/report.csv)"
+    log.info("\n%s", format_summary(result.summary, title))
+    check_annotations(
+        result,
+        max_missing_fraction=params.annotations.max_missing_fraction,
+        videos_dir=dataset.videos,
+    )
     log.info("tables and report written to %s", args.out)
 
 
 if __name__ == "__main__":
-    main()
+    from tsp_pretrain.cli import run_stage
+
+    run_stage(main)

@@ -84,4 +84,6 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tsp_pretrain.cli import run_stage
+
+    run_stage(main)

@@ -10,6 +10,7 @@ import pytest
 
 from tsp_pretrain.annotations import AnnotationError, build_annotations
 from tsp_pretrain.annotations.activitynet import parse_activitynet
+from tsp_pretrain.video.manifest import Located
 from tsp_pretrain.video.probe import VideoInfo
 
 TAXONOMY = [
@@ -104,7 +105,7 @@ def test_test_videos_get_no_background_but_labelled_empty_videos_do(tmp_path):
         min_background=0.0,
         duration_tolerance=100.0,
         probe=probe,
-        locate=lambda d, v, f: d / f"v_{v}.mp4",
+        locate=lambda v, f: Located(f"v_{v}.mp4"),
         progress=False,
     )
     assert sorted(result.videos["video_id"]) == ["abc", "def", "ghi"]

@@ -27,6 +27,7 @@ from tsp_pretrain.annotations.schema import (
     load_label_list,
     normalise_subset,
 )
+from tsp_pretrain.video.manifest import Located
 from tsp_pretrain.video.probe import VideoInfo, VideoProbeError
 
 CLIP = 1.0  # clip_seconds used throughout, so lengths are easy to read
@@ -35,8 +36,10 @@ CLIP = 1.0  # clip_seconds used throughout, so lengths are easy to read
 def fake_video_files(durations: dict[str, float | None]):
     """A (locate, probe) pair without files: None = unreadable, absent = missing."""
 
-    def locate(videos_dir: Path, video_id: str, filename: str | None) -> Path | None:
-        return videos_dir / f"{video_id}.mp4" if video_id in durations else None
+    def locate(video_id: str, filename: str | None) -> Located:
+        if video_id in durations:
+            return Located(f"{video_id}.mp4")
+        return Located(None, "missing_video", "no video file found; download it")
 
     def probe(path: Path) -> VideoInfo:
         duration = durations[path.stem]

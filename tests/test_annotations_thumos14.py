@@ -8,6 +8,7 @@ import pytest
 
 from tsp_pretrain.annotations import AnnotationError, build_annotations
 from tsp_pretrain.annotations.thumos14 import parse_thumos14
+from tsp_pretrain.video.manifest import Located
 from tsp_pretrain.video.probe import VideoInfo
 
 FILES = {
@@ -69,7 +70,7 @@ def test_ambiguous_is_neither_foreground_nor_background_and_is_reported(tmp_path
         min_background=16 / 15,
         duration_tolerance=1.0,
         probe=probe,
-        locate=lambda d, v, f: d / f"{v}.mp4",
+        locate=lambda v, f: Located(f"{v}.mp4"),
         progress=False,
     )
     seg = result.segments[result.segments["video_id"] == "video_validation_0000001"]

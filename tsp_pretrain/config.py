@@ -97,6 +97,39 @@ class DatasetParams(Section):
             raise ValueError("csv_files is required for format tsp_csv and only allowed there")
         return self
 
+    def check_paths(self, name: str) -> None:
+        """Fail with the param's name when a file is given where a folder is expected, or the
+        reverse, or when a path does not exist (instead of a raw OS error deep in a parser).
+
+        ``videos`` is checked by the videos manifest stage; here: ``annotations``, the
+        ``csv_files`` inside it, and ``labels``.
+        """
+        folder_formats = {
+            "thumos14": "the THUMOS14 annotation folder",
+            "tsp_csv": "the folder holding the TSP CSV tables (csv_files names the files in it)",
+        }
+        expected = folder_formats.get(self.format, "the ActivityNet JSON file")
+        _check_kind(
+            self.annotations,
+            f"datasets.{name}.annotations",
+            self.format in folder_formats,
+            expected,
+        )
+        for subset, file in (self.csv_files or {}).items():
+            _check_kind(
+                str(Path(self.annotations) / file),
+                f"datasets.{name}.csv_files.{subset}",
+                False,
+                "a TSP ground-truth CSV file",
+            )
+        if self.labels is not None:
+            _check_kind(
+                self.labels,
+                f"datasets.{name}.labels",
+                False,
+                "a JSON file holding a list of class names",
+            )
+
     def annotation_source(self) -> str | dict[str, str]:
         """What the format's parser takes: a path, or for tsp_csv {subset: csv path}."""
         if self.csv_files is None:
@@ -104,6 +137,19 @@ class DatasetParams(Section):
         return {
             subset: str(Path(self.annotations) / name) for subset, name in self.csv_files.items()
         }
+
+
+def _check_kind(path: str, param: str, folder: bool, expected: str) -> None:
+    """Raise :class:`ConfigError` unless ``path`` exists and is a folder (or a file)."""
+    p = Path(path)
+    if not p.exists():
+        raise ConfigError(
+            f"params: {param} = {path!r}: no such {'folder' if folder else 'file'}; "
+            f"expected {expected}"
+        )
+    if p.is_dir() != folder:
+        got = "a folder" if p.is_dir() else "a file"
+        raise ConfigError(f"params: {param} = {path!r} is {got}; expected {expected}")
 
 
 class AnnotationParams(Section):
@@ -116,6 +162,13 @@ class AnnotationParams(Section):
         1.0, ge=0, description="report annotation/file durations that differ by more (seconds)"
     )
     workers: int = Field(4, ge=1, description="threads probing video files")
+    max_missing_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="the stage fails when a subset has more than this share of its annotated "
+        "videos without a usable file (missing or unreadable)",
+    )
 
 
 class DecodeParams(Section):

@@ -10,7 +10,10 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from tsp_pretrain.video.probe import find_video_file, probe_video
+import pandas as pd
+
+from tsp_pretrain.video.manifest import VideoIndex, manifest_frame, scan_videos
+from tsp_pretrain.video.probe import probe_video
 
 from .activitynet import parse_activitynet
 from .canonical import (
@@ -22,6 +25,7 @@ from .canonical import (
     write_annotations,
 )
 from .schema import ISSUES, AnnotationError, CanonicalAnnotations, RawAnnotations, Report
+from .summary import check_summary, format_summary, lost_videos, sibling_hint, subset_summary
 from .thumos14 import parse_thumos14
 from .tsp_csv import parse_tsp_csv
 
@@ -35,6 +39,8 @@ __all__ = [
     "background_segments",
     "build_annotations",
     "canonicalise",
+    "check_annotations",
+    "format_summary",
     "get_parser",
     "probe_videos",
     "write_annotations",
@@ -70,8 +76,9 @@ def build_annotations(
     duration_tolerance: float,
     subset: str | None = None,
     labels: Sequence[str] | str | Path | None = None,
+    manifest: pd.DataFrame | None = None,
     probe: Probe = probe_video,
-    locate: Locate = find_video_file,
+    locate: Locate | None = None,
     workers: int = 4,
     progress: bool = True,
 ) -> CanonicalAnnotations:
@@ -79,9 +86,12 @@ def build_annotations(
 
     ``annotations`` is the ActivityNet JSON, the THUMOS14 annotation folder, or for ``tsp_csv`` a
     mapping ``{subset: csv}`` (or one CSV plus ``subset``). ``labels`` is an optional explicit
-    label map (list, or JSON file of a list). ``probe`` and ``locate`` are injectable so that tests
-    and benchmarks can run without video files. Raises :class:`AnnotationError` for unparsable
-    input; everything else that is wrong lands in ``result.report``.
+    label map (list, or JSON file of a list). Files are found, in subfolders too, through the
+    videos ``manifest`` (:mod:`tsp_pretrain.video.manifest`; the folder is scanned when none is
+    given). ``probe`` and ``locate`` are injectable so that tests and benchmarks can run without
+    video files. Raises :class:`AnnotationError` for unparsable input; everything else that is
+    wrong lands in ``result.report``, and ``result.summary`` counts videos per subset (see
+    :func:`check_annotations`).
     """
     parser = get_parser(fmt)
     if not clip_seconds > 0:
@@ -113,6 +123,10 @@ def build_annotations(
         min_background=min_background,
         duration_tolerance=duration_tolerance,
     )
+    if locate is None:
+        if manifest is None:
+            manifest = manifest_frame(scan_videos(videos_dir, digests=False)[0])
+        locate = VideoIndex(manifest, videos_dir).locate
     probed = probe_videos(
         raw.videos, videos_dir, probe=probe, locate=locate, workers=workers, progress=progress
     )
@@ -123,10 +137,32 @@ def build_annotations(
         min_background=min_background,
         duration_tolerance=duration_tolerance,
     )
+    result.summary = subset_summary(raw.videos, probed, result.segments)
+    result.lost = lost_videos(raw.videos, probed)
     if result.videos.empty:
         problems = probed["problem"].value_counts().to_dict()
         raise AnnotationError(
             f"{videos_dir}: none of the {len(probed)} annotated videos has a readable file "
-            f"({problems}); check the videos folder"
+            f"({problems}){sibling_hint(videos_dir, result.lost)}; check the videos folder\n"
+            + format_summary(result.summary, "annotations per subset")
         )
     return result
+
+
+def check_annotations(
+    result: CanonicalAnnotations, *, max_missing_fraction: float, videos_dir: str | Path
+) -> None:
+    """Fail (:class:`AnnotationError`, naming the likely cause) when a subset is unusable.
+
+    See :func:`.summary.check_summary`: too many videos without a usable file, or a labelled
+    subset without foreground segments.
+    """
+    if result.summary is None or result.lost is None:
+        raise ValueError("check_annotations needs the result of build_annotations")
+    check_summary(
+        result.summary,
+        result.lost,
+        result.report,
+        max_missing_fraction=max_missing_fraction,
+        videos_dir=videos_dir,
+    )

@@ -115,10 +115,14 @@ def _load_json(path: Path, report: Report) -> Any:
         return obj
 
     try:
-        with path.open() as f:
+        with path.open(encoding="utf-8-sig") as f:  # tolerate a byte-order mark
             data = json.load(f, object_pairs_hook=collect)
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found; fix the path") from None
+    except (IsADirectoryError, NotADirectoryError):
+        raise AnnotationError(
+            f"{path}: not a file; expected the ActivityNet JSON file (activity_net.v1-3.min.json)"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         where = (
             f"line {err.lineno}, column {err.colno}"

@@ -6,8 +6,9 @@ The rules, in order (each drop or change is one report row):
    used by the row-based parsers); a video whose file is missing or cannot be probed is skipped
    with all its segments; a file whose duration differs from the annotation's by more than
    ``duration_tolerance`` is reported and the file's duration is used.
-2. Segments (actions and excluded time alike): NaN/infinite times, ``end <= start`` and segments
-   entirely outside ``[0, duration]`` are dropped.
+2. Segments (actions and excluded time alike): NaN/infinite times, zero-length segments
+   (``end == start``), inverted ones (``end < start``) and segments entirely outside
+   ``[0, duration]`` are dropped.
 3. Actions: labels outside the label map and exact duplicates are dropped; the rest are clipped to
    ``[0, duration]``, and those shorter than ``clip_seconds`` are dropped. Overlaps are kept.
 4. Background (labelled videos only): the complement in ``[0, duration]`` of the union of every
@@ -29,7 +30,8 @@ import pandas as pd
 from tqdm import tqdm
 
 from tsp_pretrain.atomic import write_csv, write_json
-from tsp_pretrain.video.probe import VideoInfo, VideoProbeError, find_video_file, probe_video
+from tsp_pretrain.video.manifest import Located
+from tsp_pretrain.video.probe import VideoInfo, VideoProbeError, probe_video
 
 from .schema import (
     BACKGROUND,
@@ -46,7 +48,9 @@ from .schema import (
 log = logging.getLogger(__name__)
 
 Probe = Callable[[Path], VideoInfo]
-Locate = Callable[[Path, str, str | None], Path | None]
+# (video_id, filename named by the annotation or None) -> where the file is (or why not);
+# the default is tsp_pretrain.video.manifest.VideoIndex.locate.
+Locate = Callable[[str, str | None], Located]
 _CHUNK = 16
 PROBED_COLUMNS = ["video_id", "filename", "duration", "fps", "num_frames", "problem", "message"]
 
@@ -98,39 +102,30 @@ def probe_videos(
     videos: pd.DataFrame,
     videos_dir: str | Path,
     *,
+    locate: Locate,
     probe: Probe = probe_video,
-    locate: Locate = find_video_file,
     workers: int = 4,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Locate and probe each video's file, ``workers`` at a time (PyAV releases the GIL).
 
     Returns :data:`PROBED_COLUMNS`, one row per row of ``videos`` in the same order: ``filename``
-    relative to ``videos_dir``, ``problem`` "" / "missing_video" / "unreadable_video" and the
-    probe's message. Only :class:`VideoProbeError` counts as unreadable; anything else is a bug and
-    propagates.
+    relative to ``videos_dir`` (it may hold subfolders), ``problem`` "" / "missing_video" /
+    "unreadable_video" and the message. ``locate`` finds the file (normally through the videos
+    manifest, so a dangling link is unreadable, not missing). Only :class:`VideoProbeError` counts
+    as unreadable; anything else is a bug and propagates.
     """
     videos_dir = Path(videos_dir)
 
     def one(video_id: str, filename: str) -> tuple:
-        path = locate(videos_dir, video_id, filename or None)
-        if path is None:
-            named = f" named {filename!r}" if filename else ""
-            return (
-                video_id,
-                filename,
-                np.nan,
-                np.nan,
-                -1,
-                "missing_video",
-                f"no video file{named} found in {videos_dir}; download it",
-            )
-        relative = Path(path).relative_to(videos_dir).as_posix()
+        found = locate(video_id, filename or None)
+        if found.path is None:
+            return (video_id, filename, np.nan, np.nan, -1, found.problem, found.message)
         try:
-            info = probe(Path(path))
+            info = probe(videos_dir / found.path)
         except VideoProbeError as err:
-            return (video_id, relative, np.nan, np.nan, -1, "unreadable_video", str(err))
-        return (video_id, relative, info.duration, info.fps, info.num_frames, "", "")
+            return (video_id, found.path, np.nan, np.nan, -1, "unreadable_video", str(err))
+        return (video_id, found.path, info.duration, info.fps, info.num_frames, "", "")
 
     def chunk(items: list[tuple[str, str]]) -> list[tuple]:
         return [one(video_id, filename) for video_id, filename in items]
@@ -258,14 +253,21 @@ def _valid_times(segments: pd.DataFrame, report: Report) -> pd.DataFrame:
         action="dropped",
         detail="start or end is missing or not finite; fix or remove the row",
     )
-    inverted = ~invalid & (end <= start)
+    zero = ~invalid & (end == start)
+    report.extend(
+        segments[zero],
+        issue="zero_length",
+        action="dropped",
+        detail="start == end: a point in time, not a segment; give its real end or remove it",
+    )
+    inverted = ~invalid & (end < start)
     report.extend(
         segments[inverted],
         issue="inverted",
         action="dropped",
-        detail="end <= start; swap or fix the times",
+        detail="end < start; swap or fix the times",
     )
-    outside = ~invalid & ~inverted & ((end <= 0) | (start >= dur))
+    outside = ~invalid & ~zero & ~inverted & ((end <= 0) | (start >= dur))
     rows = segments[outside]
     report.extend(
         rows,
@@ -273,7 +275,7 @@ def _valid_times(segments: pd.DataFrame, report: Report) -> pd.DataFrame:
         action="dropped",
         detail=[f"segment lies outside the file's [0, {d:.3f}] s" for d in rows["duration"]],
     )
-    kept = segments[~(invalid | inverted | outside)]
+    kept = segments[~(invalid | zero | inverted | outside)]
     return kept.assign(
         raw_start=kept["t_start"],
         raw_end=kept["t_end"],

@@ -34,7 +34,8 @@ RAW_SEGMENT_COLUMNS = ["video_id", "t_start", "t_end", "label", "excluded", "sou
 # counts in report.json always cover the same keys.
 ISSUES: dict[str, str] = {
     "invalid_time": "start or end is missing, NaN or infinite; the segment is dropped",
-    "inverted": "end <= start; the segment is dropped",
+    "zero_length": "end == start (a point, not a segment); the segment is dropped",
+    "inverted": "end < start; the segment is dropped",
     "outside_video": "the segment lies entirely outside [0, duration]; it is dropped",
     "clipped": "the segment was clipped to [0, duration] of the file",
     "too_short": "an action segment shorter than one clip (after clipping); it is dropped",
@@ -178,11 +179,24 @@ class CanonicalAnnotations:
     segments: pd.DataFrame
     labels: list[str]
     report: Report
+    # Per subset: annotated / found / missing / unreadable videos, foreground segments, labelled
+    # (annotations.summary.subset_summary); and the videos without a usable file.
+    summary: pd.DataFrame | None = None
+    lost: pd.DataFrame | None = None
 
     def totals(self) -> dict[str, Any]:
-        """Sizes worth seeing at a glance in report.json."""
+        """Sizes worth seeing at a glance in report.json (with the per-subset summary)."""
         region = self.segments["region"].value_counts()
+        subsets = (
+            {}
+            if self.summary is None
+            else {
+                str(k): {c: (bool(v) if c == "labelled" else int(v)) for c, v in row.items()}
+                for k, row in self.summary.to_dict(orient="index").items()
+            }
+        )
         return {
+            "subsets": subsets,
             "videos": len(self.videos),
             "videos_per_subset": {
                 k: int(v) for k, v in self.videos["subset"].value_counts().sort_index().items()
@@ -235,9 +249,13 @@ def load_label_list(labels: Sequence[str] | str | Path) -> list[str]:
     if isinstance(labels, str | Path):
         path = Path(labels)
         try:
-            data = json.loads(path.read_text())
+            data = json.loads(path.read_text(encoding="utf-8-sig"))
         except FileNotFoundError:
             raise AnnotationError(f"{path}: label file not found; fix the path") from None
+        except (IsADirectoryError, NotADirectoryError):
+            raise AnnotationError(
+                f"{path}: not a file; the label map is a JSON file holding a list of class names"
+            ) from None
         except json.JSONDecodeError as err:
             raise AnnotationError(
                 f"{path}: line {err.lineno}: not valid JSON ({err.msg}); the label file must be a "

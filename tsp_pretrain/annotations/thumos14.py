@@ -84,7 +84,7 @@ def _read_file(path: Path) -> list[tuple[str, float, float, str, str, str]]:
     assert match is not None  # files were selected by this pattern
     label, subset = match["label"], _SUBSET[match["split"]]
     rows = []
-    with path.open() as f:
+    with path.open(encoding="utf-8-sig") as f:  # a byte-order mark is not part of a video id
         for number, line in enumerate(f, start=1):
             fields = line.split()
             if not fields:

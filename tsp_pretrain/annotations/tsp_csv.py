@@ -124,7 +124,9 @@ def _read_table(path: Path, subset: str) -> pd.DataFrame:
 def _read_csv(path: Path) -> pd.DataFrame:
     """All cells as stripped text plus each row's line number (the csv module counts lines)."""
     try:
-        with path.open(newline="") as f:
+        # utf-8-sig: a spreadsheet's byte-order mark would otherwise glue itself to the first
+        # column name ("\ufeffvideo-name") and that column would be "missing".
+        with path.open(newline="", encoding="utf-8-sig") as f:
             reader = csv.reader(f, skipinitialspace=True)
             header = [name.strip() for name in next(reader, [])]
             if not header:
@@ -145,6 +147,10 @@ def _read_csv(path: Path) -> pd.DataFrame:
                 lines.append(reader.line_num)
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found; fix the path") from None
+    except (IsADirectoryError, NotADirectoryError):
+        raise AnnotationError(
+            f"{path}: not a file (a folder, or inside a file); expected a TSP ground-truth CSV"
+        ) from None
     except (csv.Error, UnicodeDecodeError) as err:
         raise AnnotationError(f"{path}: not a readable CSV ({err}); save it as UTF-8 CSV") from None
     table = pd.DataFrame(rows, columns=header, dtype=str)

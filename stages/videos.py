@@ -1,0 +1,48 @@
+"""Stage `videos@<dataset>` (always run): list the dataset's videos folder into a manifest.
+
+Writes the manifest CSV (relative path, size, content digest, problem), the report of entries
+that cannot be read (dangling links, permissions, non-regular files) and a record of the optional
+labels file. The stages that read videos or labels depend on these files, not on the folder:
+a broken file in the folder is a reported skip, never an abort of `dvc repro`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from tsp_pretrain.config import load_params
+from tsp_pretrain.logs import setup_logging
+from tsp_pretrain.video.manifest import write_file_record, write_manifest
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--dataset", required=True, help="name under `datasets` in params.yaml")
+    parser.add_argument("--out", type=Path, required=True, help="manifest CSV")
+    parser.add_argument("--labels-record", type=Path, required=True, help="labels record (JSON)")
+    parser.add_argument("--report", type=Path, required=True, help="skipped entries (JSON)")
+    parser.add_argument("--cache", type=Path, required=True, help="digest cache (not an output)")
+    args = parser.parse_args()
+    log = setup_logging(f"videos@{args.dataset}")
+
+    dataset = load_params().dataset(args.dataset)
+    prefix = f"datasets.{args.dataset}"
+    frame = write_manifest(
+        dataset.videos, args.out, args.report, args.cache, param=f"{prefix}.videos"
+    )
+    write_file_record(dataset.labels, args.labels_record, param=f"{prefix}.labels")
+    skipped = int((frame["problem"] != "").sum())
+    log.info(
+        "%d file(s) under %s, %d skipped (report: %s)",
+        len(frame) - skipped,
+        dataset.videos,
+        skipped,
+        args.report,
+    )
+
+
+if __name__ == "__main__":
+    from tsp_pretrain.cli import run_stage
+
+    run_stage(main)

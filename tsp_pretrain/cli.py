@@ -1,0 +1,85 @@
+"""How every stage script ends: user errors as a short message, bugs with their traceback.
+
+A user who points a param at the wrong file should read *which file, what is wrong, how to fix
+it* -- not 75 lines of traceback with the message on the last one. A bug in our code, on the
+other hand, needs its traceback. :func:`run_stage` tells the two apart by the exception's type
+(:data:`USER_ERRORS`); ``TSP_LOG_LEVEL=DEBUG`` (or ``--verbose`` on any stage's command line)
+shows the traceback of user errors too.
+
+The user-error classes are named, not imported: importing ``tsp_pretrain.models.weights`` here
+would pull torch into every stage (and into each stage's DVC dependencies). An exception can only
+be an instance of a class whose module is already imported, so the check looks them up in
+``sys.modules`` when an error happens.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import traceback
+from collections.abc import Callable
+
+# Errors whose message is written for the user (file, cause, fix): "module:ClassName".
+USER_ERRORS: tuple[str, ...] = (
+    "tsp_pretrain.config:ConfigError",
+    "tsp_pretrain.annotations.schema:AnnotationError",
+    "tsp_pretrain.evaluation.errors:EvaluationError",
+    "tsp_pretrain.models.registry:UnknownBackboneError",
+    "tsp_pretrain.models.weights:WeightsError",
+    "tsp_pretrain.video.manifest:ManifestError",
+    "tsp_pretrain.video.probe:VideoProbeError",
+    "tsp_pretrain.video.store:FrameStoreError",
+    "tsp_pretrain.video.decode:DecodeError",
+    "tsp_pretrain.video.encode:EncodeError",
+    "pydantic_core._pydantic_core:ValidationError",
+    "builtins:FileNotFoundError",
+    "builtins:IsADirectoryError",
+    "builtins:NotADirectoryError",
+)
+VERBOSE_FLAG = "--verbose"
+EXIT_USER_ERROR = 1
+
+
+def is_user_error(err: BaseException) -> bool:
+    """Whether ``err`` is one of :data:`USER_ERRORS` (a problem with the inputs, not a bug)."""
+    for name in USER_ERRORS:
+        module_name, _, class_name = name.partition(":")
+        module = sys.modules.get(module_name)
+        cls = getattr(module, class_name, None) if module is not None else None
+        if isinstance(cls, type) and isinstance(err, cls):
+            return True
+    return False
+
+
+def verbose() -> bool:
+    """Tracebacks for user errors too: ``TSP_LOG_LEVEL=DEBUG``."""
+    return os.environ.get("TSP_LOG_LEVEL", "").upper() == "DEBUG"
+
+
+def run_stage(main: Callable[[], object], name: str | None = None) -> None:
+    """Run a stage's ``main``; a user error ends the process with its message and exit code 1.
+
+    ``--verbose`` is taken off ``sys.argv`` (so the stage's own parser never sees it) and turns
+    on ``TSP_LOG_LEVEL=DEBUG``. Any other exception propagates unchanged: Python prints its
+    traceback and exits non-zero, as it should for a bug.
+    """
+    if VERBOSE_FLAG in sys.argv[1:]:
+        sys.argv = [a for a in sys.argv if a != VERBOSE_FLAG]
+        os.environ["TSP_LOG_LEVEL"] = "DEBUG"
+    name = name or os.path.basename(sys.argv[0])
+    try:
+        main()
+    except Exception as err:
+        if not is_user_error(err):
+            raise
+        if verbose():
+            traceback.print_exc()
+        logging.shutdown()
+        message = str(err) or type(err).__name__
+        sys.stderr.write(
+            f"\n{'=' * 78}\nERROR in {name}: {message}\n{'=' * 78}\n"
+            f"(a problem with the inputs; run with TSP_LOG_LEVEL=DEBUG or {VERBOSE_FLAG} for the "
+            "traceback)\n"
+        )
+        sys.exit(EXIT_USER_ERROR)
