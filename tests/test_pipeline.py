@@ -92,6 +92,14 @@ def clone(tmp_path_factory) -> Path:
     return dest
 
 
+def _assert_up_to_date(clone: Path) -> None:
+    """`dvc status` lists only the videos@ stages (always run: they re-list the videos folders)."""
+    status = _run(["dvc", "status"], clone)
+    changed = sorted(line for line in status.splitlines() if line and not line.startswith("\t"))
+    assert changed == ["videos@pretrain:", "videos@target:"], status
+    assert status.count("always changed") == 2, status
+
+
 def _assert_training_is_reproducible(clone: Path) -> None:
     """Pretraining and training again from scratch (checkpoints deleted) give byte-identical
     encoder files: the same params give the same run, the same dvc.lock and the same metrics."""
@@ -189,7 +197,7 @@ def _assert_killed_runs_resume_to_identical_outputs(clone: Path) -> None:
     assert differing == [], f"the resumed runs changed {differing}"
     partial = [p for d in ("data", "models", "metrics") for p in (clone / d).rglob("*.partial*")]
     assert partial == []
-    assert "up to date" in _run(["dvc", "status"], clone)
+    _assert_up_to_date(clone)
 
 
 @pytest.mark.integration
@@ -211,11 +219,7 @@ def test_repro_then_exp_run_with_another_clip_len(clone):
     assert (clone / "metrics/train/metrics.json").is_file()
     report = json.loads((clone / "data/reports/decode-target.json").read_text())
     assert report["counts"]["skipped"] == 0
-    status = _run(["dvc", "status"], clone)
-    # only the videos@ stages (always run: they re-list the videos folders) are not up to date
-    changed = sorted(line for line in status.splitlines() if line and not line.startswith("\t"))
-    assert changed == ["videos@pretrain:", "videos@target:"], status
-    assert status.count("always changed") == 2, status
+    _assert_up_to_date(clone)
     again = _run(["dvc", "repro"], clone)  # same videos: same manifests, nothing else re-runs
     ran = [line for line in again.splitlines() if line.startswith("Running stage")]
     assert sorted(ran) == ["Running stage 'videos@pretrain':", "Running stage 'videos@target':"]
