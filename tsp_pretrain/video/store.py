@@ -3,7 +3,7 @@
 Training reads random clips from it; feature extraction reads it front to back. Two formats share
 one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-store.md``):
 
-- ``npy``: raw uint8 ``T x H x W x 3`` arrays, memory-mapped. A random clip is a slice: hundreds of
+- ``npy``: raw uint8 ``T x H x W x 3`` arrays, read with positional reads. A random clip is a slice: hundreds of
   times faster than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for
   the demo and for any dataset whose decoded size fits on disk.
 - ``mp4``: H.264 re-encode with a short keyframe interval (``keyint``), so a random clip needs at
@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -39,6 +40,10 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.json"
 MP4_KEYINT = 16
 MP4_CRF = 18
+#: Stored bytes per pixel of the mp4 store, for disk estimates: 0.06 was measured on the
+#: benchmark's synthetic content (docs/frame-store.md); real footage compresses less well, so the
+#: estimate takes 2.5 times that.
+MP4_BYTES_PER_PIXEL = 0.15
 
 
 @dataclass(frozen=True)
@@ -67,13 +72,24 @@ class StoredVideo:
     source: str
     source_digest: str
     settings: StoreSettings
+    #: Frame ranges ``[start, stop)`` whose source frames were corrupt: they hold the last good
+    #: frame repeated. Training never samples clips that overlap them; extraction marks the
+    #: windows that do (see docs/frame-store.md, "Lost frames").
+    lost: tuple[tuple[int, int], ...] = ()
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "lost": [list(r) for r in self.lost]}
 
     @staticmethod
     def from_json(data: dict) -> StoredVideo:
-        return StoredVideo(**{**data, "settings": StoreSettings(**data["settings"])})
+        lost = tuple(tuple(r) for r in data.get("lost", ()))
+        return StoredVideo(
+            **{**data, "settings": StoreSettings(**data["settings"]), "lost": lost}
+        )
+
+    def overlaps_lost(self, start: int, length: int) -> bool:
+        """Whether frames ``start .. start+length-1`` include a lost frame."""
+        return any(start < stop and lo < start + length for lo, stop in self.lost)
 
 
 class FrameStoreError(RuntimeError):
@@ -110,6 +126,11 @@ def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
 
 
 # --------------------------------------------------------------------------------------- writers
+
+
+def stored_frame_bytes(height: int, width: int, store: str) -> float:
+    """Bytes one stored frame takes: exact for npy (raw RGB), an estimate for mp4."""
+    return height * width * (3 if store == "npy" else MP4_BYTES_PER_PIXEL)
 
 
 def _npy_header(num_frames: int, shape: tuple[int, ...]) -> bytes:
@@ -163,16 +184,74 @@ def _pad_indices(start: int, length: int, num_frames: int) -> np.ndarray:
 
 
 class StoredFrames:
-    """Random and sequential access to one stored video."""
+    """Random and sequential access to one stored video.
+
+    npy files are read with explicit positional reads (``os.pread``) of the frames asked for,
+    never memory-mapped: a memory map keeps every page it touched in the process's resident set,
+    so reading a video front to back grew the memory use with the video's length.
+    """
+
+    #: Frames read at once by :meth:`iter_frames` from an npy file.
+    CHUNK = 64
 
     def __init__(self, path: Path, entry: StoredVideo) -> None:
         self.path = path
         self.entry = entry
-        self._array: np.ndarray | None = None
+        self._fd: int | None = None
+        self._fd_pid = 0
+        self._offset = 0
+
+    def __del__(self) -> None:
+        if self._fd is not None and self._fd_pid == os.getpid():
+            os.close(self._fd)
 
     @property
     def num_frames(self) -> int:
         return self.entry.num_frames
+
+    @property
+    def lost(self) -> tuple[tuple[int, int], ...]:
+        """Frame ranges that stand for corrupt source frames (see :class:`StoredVideo`)."""
+        return self.entry.lost
+
+    def _npy_fd(self) -> int:
+        """The open file (reopened in a forked DataLoader worker) and the data offset."""
+        if self._fd is None or self._fd_pid != os.getpid():
+            fd = os.open(self.path, os.O_RDONLY)
+            with os.fdopen(os.dup(fd), "rb") as f:
+                version = np.lib.format.read_magic(f)
+                read_header = (
+                    np.lib.format.read_array_header_1_0
+                    if version == (1, 0)
+                    else np.lib.format.read_array_header_2_0
+                )
+                shape, _, dtype = read_header(f)
+                self._offset = f.tell()
+            expected = (self.num_frames, self.entry.height, self.entry.width, 3)
+            if tuple(shape) != expected or dtype != np.uint8:
+                os.close(fd)
+                raise FrameStoreError(
+                    f"{self.path}: holds {shape} {dtype}, the index says {expected} uint8; "
+                    "delete the file and re-run the decode stage"
+                )
+            self._fd, self._fd_pid = fd, os.getpid()
+        return self._fd
+
+    def _read_npy(self, first: int, stop: int) -> np.ndarray:
+        """Frames ``first .. stop-1`` of the npy file, read into a fresh array."""
+        fd = self._npy_fd()
+        frame_bytes = self.entry.height * self.entry.width * 3
+        out = np.empty((stop - first, self.entry.height, self.entry.width, 3), np.uint8)
+        view, pos, done = memoryview(out).cast("B"), self._offset + first * frame_bytes, 0
+        while done < len(view):
+            n = os.preadv(fd, [view[done:]], pos + done)
+            if n == 0:
+                raise FrameStoreError(
+                    f"{self.path}: file ends before frame {stop - 1}; the store is corrupt: "
+                    "delete the file and re-run the decode stage"
+                )
+            done += n
+        return out
 
     def read_clip(self, start: int, length: int) -> torch.Tensor:
         """Frames ``start .. start+length-1`` as uint8 ``T x H x W x 3``.
@@ -180,21 +259,23 @@ class StoredFrames:
         Indices past the last frame repeat the last frame, so every clip has ``length`` frames.
         """
         idx = _pad_indices(start, length, self.num_frames)
+        first, stop = int(idx[0]), int(idx[-1]) + 1
         if self.entry.settings.store == "npy":
-            if self._array is None:
-                self._array = np.load(self.path, mmap_mode="r")
-            clip = np.ascontiguousarray(self._array[idx])
+            frames = self._read_npy(first, stop)
         else:
-            frames = self._decode_range(int(idx[0]), int(idx[-1]) + 1)
-            clip = frames[idx - idx[0]]
-        return torch.from_numpy(clip)
+            frames = self._decode_range(first, stop)
+        clip = frames if len(frames) == length else frames[idx - first]
+        return torch.from_numpy(np.ascontiguousarray(clip))
 
     def iter_frames(self) -> Iterator[np.ndarray]:
-        """Every frame in order, each decoded or read once (for sliding-window extraction)."""
+        """Every frame in order, each decoded or read once (for sliding-window extraction).
+
+        Memory use is flat in the video's length: npy files are read :attr:`CHUNK` frames at a
+        time into fresh buffers.
+        """
         if self.entry.settings.store == "npy":
-            array = np.load(self.path, mmap_mode="r")
-            for start in range(0, len(array), 256):
-                yield from np.asarray(array[start : start + 256])
+            for start in range(0, self.num_frames, self.CHUNK):
+                yield from self._read_npy(start, min(start + self.CHUNK, self.num_frames))
         else:
             with av.open(str(self.path)) as container:
                 for frame in container.decode(video=0):
@@ -242,7 +323,7 @@ class FrameStore:
         return video_id in self.entries
 
     def open(self, video_id: str) -> StoredFrames:
-        """The video's frames; opened files (npy memory maps) are kept for the next clip."""
+        """The video's frames; opened npy files are kept open for the next clip."""
         if video_id in self._opened:
             return self._opened[video_id]
         try:
