@@ -105,10 +105,9 @@ def _lost_ranges(
     for f in sorted(failed):
         nxt = np.searchsorted(good_times, f, side="right")
         lo = math.floor((f - t0) * rate - 0.5) + 1
+        hi = count  # no good frame after it: lost to the end
         if nxt < len(good_times):
             hi = math.floor((good_times[nxt] - t0) * rate - 0.5) + 1
-        else:
-            hi = count
         lo, hi = max(lo - 1, 0), min(hi + 1, count)
         if lo >= hi:
             continue
@@ -133,10 +132,13 @@ def decode_frames(
     ``short_side=None`` keeps the (displayed) source size.
 
     Packets the decoder rejects (corrupt data) are skipped, as FFmpeg does, and decoding goes on
-    with the next one; the fps filter then repeats the last good frame over the gap, so the
-    timeline stays aligned. The lost output frames are recorded in ``report`` (filled in when the
-    iterator is exhausted). Data the demuxer cannot read any further ends the video there
-    (``report.unreadable_tail``). Raises ``av.error.FFmpegError`` on files that cannot be opened.
+    with the next one; the frames decoded after a rejected packet up to the next keyframe that
+    comes after every rejected frame's time are dropped too (they are predicted from the lost
+    data: FFmpeg would show them with concealment artefacts). The fps filter then repeats the
+    last good frame over the gap, so the timeline stays aligned. The lost output frames are
+    recorded in ``report`` (filled in when the iterator is exhausted). Data the demuxer cannot
+    read any further ends the video there (``report.unreadable_tail``). Raises
+    ``av.error.FFmpegError`` on files that cannot be opened.
     """
     rate = Fraction(frame_rate).limit_denominator(1001)
     report = report if report is not None else DecodeLog()
@@ -183,16 +185,25 @@ def decode_frames(
                 report.unreadable_tail = True
                 report.first_error = report.first_error or f"demuxing: {err}"
 
+        damaged = False  # a packet failed and no keyframe has come since
         for packet in packets():
             try:
                 frames = stream.decode(packet)
             except av.error.FFmpegError as err:
                 report.bad_packets += 1
                 report.first_error = report.first_error or str(err)
+                damaged = True
                 if packet.pts is not None and packet.time_base is not None:
                     failed.append(float(packet.pts * packet.time_base))
                 continue
             for frame in frames:
+                if damaged:  # predicted from lost data (concealed junk) until a later keyframe
+                    later = frame.time is not None and (not failed or frame.time > max(failed))
+                    if not (frame.key_frame and later):
+                        if frame.time is not None:
+                            failed.append(frame.time)
+                        continue
+                    damaged = False
                 if frame.time is not None:
                     good.append(frame.time)
                 if graph is None:

@@ -80,7 +80,9 @@ def display_transform(frame: av.VideoFrame) -> tuple[int, list[tuple[str, str]]]
     if abs(theta - 270) < 1:
         return 270, [("transpose", "dir=clock_flip" if m[3] < 0 else "dir=cclock")]
     if abs(theta - 180) < 1:
-        return 180, [(name, "") for name, flip in (("hflip", m[0] < 0), ("vflip", m[4] < 0)) if flip]
+        return 180, [
+            (name, "") for name, flip in (("hflip", m[0] < 0), ("vflip", m[4] < 0)) if flip
+        ]
     if abs(theta) < 1:
         return 0, [("vflip", "")] if m[4] < 0 else []
     raise ValueError(f"display rotation of {theta} degrees is not a multiple of 90")

@@ -3,9 +3,10 @@
 Training reads random clips from it; feature extraction reads it front to back. Two formats share
 one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-store.md``):
 
-- ``npy``: raw uint8 ``T x H x W x 3`` arrays, read with positional reads. A random clip is a slice: hundreds of
-  times faster than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for
-  the demo and for any dataset whose decoded size fits on disk.
+- ``npy``: raw uint8 ``T x H x W x 3`` arrays, read with positional reads (no memory maps: memory
+  stays flat in video length). A random clip is one read: hundreds of times faster than
+  decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for the demo and
+  for any dataset whose decoded size fits on disk.
 - ``mp4``: H.264 re-encode with a short keyframe interval (``keyint``), so a random clip needs at
   most ``keyint`` frames of decoding after a seek. 20-50x smaller on disk: for ActivityNet-sized
   data.
@@ -83,9 +84,7 @@ class StoredVideo:
     @staticmethod
     def from_json(data: dict) -> StoredVideo:
         lost = tuple(tuple(r) for r in data.get("lost", ()))
-        return StoredVideo(
-            **{**data, "settings": StoreSettings(**data["settings"]), "lost": lost}
-        )
+        return StoredVideo(**{**data, "settings": StoreSettings(**data["settings"]), "lost": lost})
 
     def overlaps_lost(self, start: int, length: int) -> bool:
         """Whether frames ``start .. start+length-1`` include a lost frame."""
