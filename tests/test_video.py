@@ -380,8 +380,9 @@ def test_a_failed_decode_leaves_only_the_index_and_finished_videos(tmp_path):
     (videos / "junk.mp4").write_bytes(np.random.default_rng(0).bytes(5000))
     write_video(videos / "short.mp4", num_frames=30)  # decodes, then fails the length check
     out.mkdir()
-    (out / "short.npy").write_bytes(b"an older decode of short, not in the index")
-    killed = partial_path(out / "junk.npy")  # what a killed worker leaves behind
+    # an older decode of junk.mp4 (its source since replaced), dropped from the index as outdated
+    (out / "junk.npy").write_bytes(b"frames of an older junk.mp4")
+    killed = partial_path(out / "short.npy")  # what a killed worker leaves behind
     killed.write_bytes(b"half a video")
     table = _table(good=1.0, junk=1.0, short=9.0)
     settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
