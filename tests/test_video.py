@@ -13,6 +13,8 @@ import torch
 from videos import (
     decode_all,
     overwrite_with_garbage,
+    write_audio_only,
+    write_coded,
     write_faststart_video,
     write_marked_video,
     write_video,
@@ -30,7 +32,7 @@ from tsp_pretrain.video.decode import (
     estimate_store_bytes,
     target_size,
 )
-from tsp_pretrain.video.probe import TruncatedVideoError, probe_video
+from tsp_pretrain.video.probe import TruncatedVideoError, VideoProbeError, probe_video
 from tsp_pretrain.video.store import FrameStore, FrameStoreError, StoreSettings
 
 
@@ -419,3 +421,53 @@ def test_decode_fails_early_when_the_store_cannot_fit(tmp_path, monkeypatch):
     free["bytes"] = 10**9
     report = decode_dataset(_table(a=1.0), videos, out, settings, progress=False)
     assert report.decoded == ["a"]
+
+
+# ------------------------------------------------------------------------- the usual odd inputs
+
+ODD_BUT_VALID = {
+    # name: (writer arguments, expected stored (frames, height, width) at 15 fps, short side 16)
+    "one.mp4": ({"codec": "libx264", "num_frames": 1}, (1, 16, 24)),
+    "tiny.mp4": ({"codec": "libx264", "height": 16, "width": 16}, (5, 16, 16)),
+    "odd.mkv": ({"codec": "ffv1", "height": 33, "width": 47, "pix_fmt": "yuv444p"}, (5, 16, 23)),
+    "hevc10.mp4": (
+        {
+            "codec": "libx265",
+            "height": 64,
+            "width": 96,
+            "pix_fmt": "yuv420p10le",
+            "options": {"x265-params": "log-level=error"},
+        },
+        (5, 16, 24),
+    ),
+    "vfr.mp4": ({"codec": "libx264", "num_frames": 20, "vfr": True}, (15, 16, 24)),
+    "seven.mp4": ({"codec": "libx264", "num_frames": 14, "fps": 7}, (30, 16, 24)),
+    "portrait.mp4": ({"codec": "libx264", "height": 48, "width": 32}, (5, 24, 16)),
+    "vp9.webm": ({"codec": "libvpx-vp9"}, (5, 16, 24)),
+    "av1.mkv": ({"codec": "libsvtav1", "height": 64, "width": 64}, (5, 16, 16)),
+    "naïve 日本.mp4": ({"codec": "libx264"}, (5, 16, 24)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD_BUT_VALID))
+def test_odd_but_valid_videos_are_probed_and_decoded(tmp_path, name):
+    kwargs, (frames, height, width) = ODD_BUT_VALID[name]
+    src = write_coded(tmp_path / "v" / name, **kwargs)
+    info = probe_video(src)
+    assert info.rotation == 0 and info.num_frames > 0
+    table = pd.DataFrame({"video_id": ["x"], "filename": [name], "duration": [info.duration]})
+    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
+    report = decode_dataset(table, tmp_path / "v", tmp_path / "f", settings, progress=False)
+    assert report.decoded == ["x"] and report.damaged == []
+    stored = FrameStore(tmp_path / "f").open("x")
+    assert (stored.num_frames, stored.entry.height, stored.entry.width) == (frames, height, width)
+
+
+def test_unusable_files_are_reported_by_the_probe(tmp_path):
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    (tmp_path / "text.mp4").write_text("not a video")
+    write_audio_only(tmp_path / "audio.mp4")
+    expected = {"empty.mp4": "0 bytes", "text.mp4": "cannot be read", "audio.mp4": "no video"}
+    for name, reason in expected.items():
+        with pytest.raises(VideoProbeError, match=reason):
+            probe_video(tmp_path / name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -96,4 +97,52 @@ def overwrite_with_garbage(path: Path, at: float, size: int, seed: int = 0) -> P
     rng = np.random.default_rng(seed)
     data[offset : offset + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
     path.write_bytes(bytes(data))
+    return path
+
+
+def write_coded(
+    path: Path,
+    codec: str,
+    num_frames: int = 10,
+    fps: int = 30,
+    height: int = 32,
+    width: int = 48,
+    pix_fmt: str = "yuv420p",
+    vfr: bool = False,
+    options: dict | None = None,
+) -> Path:
+    """A short video in any codec/container PyAV can write; ``vfr`` alternates 66 and 33 ms."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if vfr:
+            stream.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(num_frames):
+            image = np.full((height, width, 3), (i * 20) % 250, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if vfr:
+                frame.pts, frame.time_base = t, stream.time_base
+                t += 33 if i % 2 else 66
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    """An mp4 with one AAC stream and no video."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate = 44100
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
     return path

@@ -20,6 +20,7 @@ import math
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from multiprocessing import get_context
@@ -186,30 +187,32 @@ def decode_frames(
                 report.first_error = report.first_error or f"demuxing: {err}"
 
         damaged = False  # a packet failed and no keyframe has come since
-        for packet in packets():
-            try:
-                frames = stream.decode(packet)
-            except av.error.FFmpegError as err:
-                report.bad_packets += 1
-                report.first_error = report.first_error or str(err)
-                damaged = True
-                if packet.pts is not None and packet.time_base is not None:
-                    failed.append(float(packet.pts * packet.time_base))
-                continue
-            for frame in frames:
-                if damaged:  # predicted from lost data (concealed junk) until a later keyframe
-                    later = frame.time is not None and (not failed or frame.time > max(failed))
-                    if not (frame.key_frame and later):
-                        if frame.time is not None:
-                            failed.append(frame.time)
-                        continue
-                    damaged = False
-                if frame.time is not None:
-                    good.append(frame.time)
-                if graph is None:
-                    graph = build(frame)
-                graph.vpush(frame)
-                yield from drain()
+        # closed before the container, also when the consumer stops early
+        with closing(packets()) as stream_packets:
+            for packet in stream_packets:
+                try:
+                    frames = stream.decode(packet)
+                except av.error.FFmpegError as err:
+                    report.bad_packets += 1
+                    report.first_error = report.first_error or str(err)
+                    damaged = True
+                    if packet.pts is not None and packet.time_base is not None:
+                        failed.append(float(packet.pts * packet.time_base))
+                    continue
+                for frame in frames:
+                    if damaged:  # predicted from lost data (concealed junk) until a later keyframe
+                        later = frame.time is not None and frame.time > max(failed, default=-1)
+                        if not (frame.key_frame and later):
+                            if frame.time is not None:
+                                failed.append(frame.time)
+                            continue
+                        damaged = False
+                    if frame.time is not None:
+                        good.append(frame.time)
+                    if graph is None:
+                        graph = build(frame)
+                    graph.vpush(frame)
+                    yield from drain()
         if graph is None:
             return
         graph.vpush(None)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import struct
+from contextlib import closing
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -89,20 +90,25 @@ def display_transform(frame: av.VideoFrame) -> tuple[int, list[tuple[str, str]]]
 
 
 def _readable_duration(stream: av.video.stream.VideoStream, size: int) -> float | None:
-    """Seconds of ``stream`` whose packets lie inside the file's ``size`` bytes.
+    """Seconds of ``stream`` whose packets lie inside the file's ``size`` bytes, if it is cut.
 
-    Uses the demuxer's index (every sample of an mp4/mov, read from the header): the last entry
-    that ends inside the file bounds what can be decoded. ``None`` when the container has no
-    index (e.g. Matroska whose cues are lost), where the check cannot be made cheaply.
+    Uses the demuxer's index, read from the header (every sample of an mp4/mov; only the
+    keyframes of a Matroska/WebM file's cues): when its last entry ends inside the file there is
+    no sign of truncation (``None``). Otherwise the last entry that does bounds what can be
+    decoded. A file whose index is lost with its tail (Matroska cues are written at the end) has
+    no index and cannot be checked cheaply (``None``): decoding then finds the missing frames.
     """
     entries = stream.index_entries
     if len(entries) == 0 or stream.time_base is None:
         return None
+    last = entries[len(entries) - 1]
+    if last.pos + last.size <= size:
+        return None
     first = entries[0].timestamp
-    for i in range(len(entries) - 1, -1, -1):
+    frame = 1 / float(stream.average_rate or stream.guessed_rate or 30)
+    for i in range(len(entries) - 2, -1, -1):
         entry = entries[i]
         if entry.pos + entry.size <= size:
-            frame = 1 / float(stream.average_rate or stream.guessed_rate or 30)
             return float((entry.timestamp - first) * Fraction(stream.time_base)) + frame
     return 0.0
 
@@ -138,7 +144,8 @@ def probe_video(path: str | Path) -> VideoInfo:
                 num_frames = round(duration * fps)
             width, height = stream.codec_context.width, stream.codec_context.height
             readable = _readable_duration(stream, size)
-            first = next(container.decode(stream), None)
+            with closing(container.decode(stream)) as frames:  # closed before the container
+                first = next(frames, None)
             angle = display_transform(first)[0] if first is not None else 0
     except (av.error.FFmpegError, ValueError) as err:  # corrupt metadata: UnicodeDecodeError
         raise VideoProbeError(f"{path}: cannot be read by FFmpeg ({err}); re-encode it") from err
