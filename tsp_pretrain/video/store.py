@@ -3,9 +3,9 @@
 Training reads random clips from it; feature extraction reads it front to back. Two formats share
 one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-store.md``):
 
-- ``npy``: raw uint8 ``T x H x W x 3`` arrays, read with positional reads (no memory maps: memory
-  stays flat in video length). A random clip is one read: hundreds of times faster than
-  decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for the demo and
+- ``npy``: raw uint8 ``T x H x W x 3`` arrays, read with explicit reads at offsets (no memory
+  maps: memory stays flat in video length). A random clip is one read: hundreds of times faster
+  than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for the demo and
   for any dataset whose decoded size fits on disk.
 - ``mp4``: H.264 re-encode with a short keyframe interval (``keyint``), so a random clip needs at
   most ``keyint`` frames of decoding after a seek. 20-50x smaller on disk: for ActivityNet-sized
@@ -23,10 +23,10 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -185,8 +185,8 @@ def _pad_indices(start: int, length: int, num_frames: int) -> np.ndarray:
 class StoredFrames:
     """Random and sequential access to one stored video.
 
-    npy files are read with explicit positional reads (``os.pread``) of the frames asked for,
-    never memory-mapped: a memory map keeps every page it touched in the process's resident set,
+    npy files are read with explicit reads at offsets of the frames asked for, never
+    memory-mapped: a memory map keeps every page it touched in the process's resident set,
     so reading a video front to back grew the memory use with the video's length.
     """
 
@@ -196,13 +196,7 @@ class StoredFrames:
     def __init__(self, path: Path, entry: StoredVideo) -> None:
         self.path = path
         self.entry = entry
-        self._fd: int | None = None
-        self._fd_pid = 0
-        self._offset = 0
-
-    def __del__(self) -> None:
-        if self._fd is not None and self._fd_pid == os.getpid():
-            os.close(self._fd)
+        self._offset: int | None = None  # where the frames start in the npy file
 
     @property
     def num_frames(self) -> int:
@@ -213,43 +207,45 @@ class StoredFrames:
         """Frame ranges that stand for corrupt source frames (see :class:`StoredVideo`)."""
         return self.entry.lost
 
-    def _npy_fd(self) -> int:
-        """The open file (reopened in a forked DataLoader worker) and the data offset."""
-        if self._fd is None or self._fd_pid != os.getpid():
-            fd = os.open(self.path, os.O_RDONLY)
-            with os.fdopen(os.dup(fd), "rb") as f:
-                version = np.lib.format.read_magic(f)
-                read_header = (
-                    np.lib.format.read_array_header_1_0
-                    if version == (1, 0)
-                    else np.lib.format.read_array_header_2_0
-                )
-                shape, _, dtype = read_header(f)
-                self._offset = f.tell()
+    def _data_offset(self, f: BinaryIO) -> int:
+        """Where the frames start in the open npy file ``f``, checked against the index once."""
+        if self._offset is None:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
             expected = (self.num_frames, self.entry.height, self.entry.width, 3)
             if tuple(shape) != expected or dtype != np.uint8:
-                os.close(fd)
                 raise FrameStoreError(
                     f"{self.path}: holds {shape} {dtype}, the index says {expected} uint8; "
                     "delete the file and re-run the decode stage"
                 )
-            self._fd, self._fd_pid = fd, os.getpid()
-        return self._fd
+            self._offset = f.tell()
+        return self._offset
 
     def _read_npy(self, first: int, stop: int) -> np.ndarray:
-        """Frames ``first .. stop-1`` of the npy file, read into a fresh array."""
-        fd = self._npy_fd()
+        """Frames ``first .. stop-1`` of the npy file, read into a fresh array.
+
+        The file is opened for each read (microseconds, against the read itself): a store of
+        thousands of videos never holds thousands of open files, and forked DataLoader workers
+        share no file offset.
+        """
         frame_bytes = self.entry.height * self.entry.width * 3
         out = np.empty((stop - first, self.entry.height, self.entry.width, 3), np.uint8)
-        view, pos, done = memoryview(out).cast("B"), self._offset + first * frame_bytes, 0
-        while done < len(view):
-            n = os.preadv(fd, [view[done:]], pos + done)
-            if n == 0:
-                raise FrameStoreError(
-                    f"{self.path}: file ends before frame {stop - 1}; the store is corrupt: "
-                    "delete the file and re-run the decode stage"
-                )
-            done += n
+        with self.path.open("rb", buffering=0) as f:
+            f.seek(self._data_offset(f) + first * frame_bytes)
+            view, done = memoryview(out).cast("B"), 0
+            while done < len(view):
+                n = f.readinto(view[done:])
+                if not n:
+                    raise FrameStoreError(
+                        f"{self.path}: file ends before frame {stop - 1}; the store is corrupt: "
+                        "delete the file and re-run the decode stage"
+                    )
+                done += n
         return out
 
     def read_clip(self, start: int, length: int) -> torch.Tensor:
