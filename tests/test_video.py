@@ -276,6 +276,10 @@ def test_probe_detects_a_partial_download_with_the_index_first(tmp_path):
     assert err.duration == pytest.approx(5.0)
     assert 1.0 < err.readable_duration < 4.0
     assert f"{err.readable_duration:.2f} s" in str(err) and "% readable" in str(err)
+    # decoding it directly (no annotation stage in between) skips it the same way, unpadded
+    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
+    report = decode_dataset(_table(part=5.0), tmp_path, tmp_path / "f", settings, progress=False)
+    assert report.decoded == [] and "part.mp4: truncated" in report.skipped[0]["reason"]
 
 
 def test_the_annotation_stage_reports_a_partial_download_as_unreadable(tmp_path):
@@ -324,6 +328,23 @@ def test_decoding_goes_past_corrupt_packets_and_records_the_lost_frames(tmp_path
     stored = FrameStore(tmp_path / "f").open("bad")
     assert stored.lost == ((lo, hi),) and stored.num_frames == 75
     np.testing.assert_array_equal(np.stack(list(stored.iter_frames())), np.stack(frames))
+
+
+def test_a_lost_end_keeps_the_timeline_and_is_marked_lost(tmp_path):
+    # garbage near the end and no keyframe after it: nothing decodes after the damage
+    src = write_faststart_video(tmp_path / "videos" / "end.mp4", num_frames=150, keyint=250)
+    overwrite_with_garbage(src, at=0.95, size=300)
+    settings = StoreSettings(frame_rate=15, short_side=64, store="npy")
+    report = decode_dataset(_table(end=5.0), src.parent, tmp_path / "f", settings, progress=False)
+    assert report.decoded == ["end"]
+    (damage,) = report.damaged
+    lo, hi = damage["lost_frame_ranges"][-1]
+    assert 50 < lo < hi == 75
+    stored = FrameStore(tmp_path / "f").open("end")
+    assert stored.num_frames == 75 and stored.lost[-1] == (lo, hi)
+    frames = np.stack(list(stored.iter_frames()))
+    for k in range(lo, hi):  # the last good frame repeated to the end
+        np.testing.assert_array_equal(frames[k], frames[lo])
 
 
 def test_a_video_mostly_unreadable_is_skipped_with_the_fraction(tmp_path):

@@ -33,7 +33,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from tsp_pretrain.digest import file_digest
-from tsp_pretrain.video.probe import display_transform
+from tsp_pretrain.video.probe import (
+    TruncatedVideoError,
+    display_transform,
+    readable_duration_check,
+)
 from tsp_pretrain.video.store import (
     INDEX_FILE,
     FrameStoreError,
@@ -84,7 +88,9 @@ class DecodeLog:
     lost: list[tuple[int, int]] = field(default_factory=list)
     bad_packets: int = 0
     first_error: str = ""
-    unreadable_tail: bool = False
+    #: The video's end could not be decoded (the demuxer gave up, or no good frame came after the
+    #: last rejected one): the output stops early and the caller pads it (see :func:`pad_tail`).
+    tail_lost: bool = False
 
     @property
     def lost_frames(self) -> int:
@@ -137,8 +143,9 @@ def decode_frames(
     comes after every rejected frame's time are dropped too (they are predicted from the lost
     data: FFmpeg would show them with concealment artefacts). The fps filter then repeats the
     last good frame over the gap, so the timeline stays aligned. The lost output frames are
-    recorded in ``report`` (filled in when the iterator is exhausted). Data the demuxer cannot
-    read any further ends the video there (``report.unreadable_tail``). Raises
+    recorded in ``report`` (filled in when the iterator is exhausted). A lost end (data the
+    demuxer cannot read any further, or no good frame after the last rejected one) ends the
+    output early and sets ``report.tail_lost``. Raises
     ``av.error.FFmpegError`` on files that cannot be opened.
     """
     rate = Fraction(frame_rate).limit_denominator(1001)
@@ -183,7 +190,7 @@ def decode_frames(
             try:
                 yield from container.demux(stream)
             except av.error.FFmpegError as err:  # nothing readable after this point
-                report.unreadable_tail = True
+                report.tail_lost = True
                 report.first_error = report.first_error or f"demuxing: {err}"
 
         damaged = False  # a packet failed and no keyframe has come since
@@ -219,6 +226,31 @@ def decode_frames(
         yield from drain()
     if failed and good:
         report.lost = _lost_ranges(good, failed, min(good), rate, count)
+        report.tail_lost = report.tail_lost or max(failed) > max(good)
+
+
+def pad_tail(
+    frames: Iterator[np.ndarray], report: DecodeLog, num_frames: int
+) -> Iterator[np.ndarray]:
+    """``frames``, then, when the decoder lost the video's end, its last frame repeated up to
+    ``num_frames`` (the length the probed duration promises), recorded as lost in ``report``.
+
+    The same rule as a lost stretch in the middle: the timeline keeps the source's length and the
+    lost frames hold the last good one. A file that simply has fewer frames than its header says
+    (no decoding error) is not padded: the truncation check rejects it.
+    """
+    count, last = 0, None
+    for frame in frames:
+        count, last = count + 1, frame
+        yield frame
+    if not report.tail_lost or last is None or count >= num_frames:
+        return
+    for _ in range(num_frames - count):
+        yield last
+    if report.lost and report.lost[-1][1] >= count:
+        report.lost[-1] = (report.lost[-1][0], num_frames)
+    else:
+        report.lost.append((max(count - 1, 0), num_frames))
 
 
 @dataclass(frozen=True)
@@ -238,12 +270,19 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
         raise DecodeError(f"{source}: file not found")
     if source.stat().st_size == 0:
         raise DecodeError(f"{source}: empty file (0 bytes)")
+    try:  # a partial download is a truncation, never a lost tail to pad
+        readable_duration_check(source)
+    except TruncatedVideoError as err:
+        raise DecodeError(str(err)) from err
     out = Path(job.out_dir) / f"{job.video_id}{job.settings.suffix}"
     rate = job.settings.frame_rate
     log_ = DecodeLog()
+    expected = job.duration * rate
     frames = decode_frames(
         source, rate, job.settings.short_side, even=job.settings.store == "mp4", report=log_
     )
+    if math.isfinite(expected):
+        frames = pad_tail(frames, log_, round(expected))
     try:
         if job.settings.store == "npy":
             count, h, w = write_npy(out, frames)
@@ -254,7 +293,6 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
     except FrameStoreError as err:
         detail = f"; first decoder error: {log_.first_error}" if log_.first_error else ""
         raise DecodeError(f"{source}: {err}{detail}") from err
-    expected = job.duration * rate
     readable = count - log_.lost_frames
     problem = None
     if math.isfinite(expected) and count < expected * (1 - TRUNCATION_TOLERANCE) - 2:

@@ -113,6 +113,39 @@ def _readable_duration(stream: av.video.stream.VideoStream, size: int) -> float 
     return 0.0
 
 
+def _check_truncation(path: Path, duration: float, readable: float | None) -> None:
+    if readable is not None and readable < duration * (1 - TRUNCATION_TOLERANCE):
+        raise TruncatedVideoError(
+            f"{path}: truncated: the header says {duration:.2f} s but the file's data ends after "
+            f"{readable:.2f} s ({readable / duration:.0%} readable; a partial download?); "
+            "re-download it",
+            duration,
+            readable,
+        )
+
+
+def readable_duration_check(path: str | Path) -> None:
+    """Raise :class:`TruncatedVideoError` if ``path`` ends before its header's duration.
+
+    The probe's check alone (header and index only, nothing decoded), for the decode stage: a
+    file cut short is a partial download to fetch again, not a lost tail to pad. Files that
+    cannot be opened are left to the caller's own error handling.
+    """
+    path = Path(path)
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                return
+            stream = container.streams.video[0]
+            if stream.duration is None or stream.time_base is None:
+                return
+            duration = float(stream.duration * Fraction(stream.time_base))
+            readable = _readable_duration(stream, path.stat().st_size)
+    except (av.error.FFmpegError, ValueError):
+        return
+    _check_truncation(path, duration, readable)
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Probe ``path``, decoding only its first frame (for the display rotation).
 
@@ -154,14 +187,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             f"{path}: no usable duration or frame rate in the container "
             f"(duration={duration}, fps={fps}); re-encode it, e.g. ffmpeg -i IN -r 30 OUT.mp4"
         )
-    if readable is not None and readable < duration * (1 - TRUNCATION_TOLERANCE):
-        raise TruncatedVideoError(
-            f"{path}: truncated: the header says {duration:.2f} s but the file's data ends after "
-            f"{readable:.2f} s ({readable / duration:.0%} readable; a partial download?); "
-            "re-download it",
-            duration,
-            readable,
-        )
+    _check_truncation(path, duration, readable)
     if angle in (90, 270):
         width, height = height, width
     return VideoInfo(duration, fps, num_frames, width, height, angle)
