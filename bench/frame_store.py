@@ -6,12 +6,21 @@ clip reads per second (what training does) and sequential frames per second (wha
 does), and for mp4 the share of a clip read spent opening the container. Prints the figures and
 the npy/mp4 ratios.
 
+``--memory`` measures instead the peak resident memory (VmHWM, reset after the imports) of
+decoding one video, and of reading it (every frame in order, as extraction does, then random
+clips, as training does), each in a fresh subprocess, for a short video and one ten times longer,
+per store, and prints the long/short ratio: memory must not grow with the video's length.
+
     python bench/frame_store.py [--videos 4 --seconds 30]
+    python bench/frame_store.py --memory [--seconds 12]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -74,12 +83,74 @@ def measure(store_dir: Path, clip_len: int, num_clips: int, seed: int) -> dict:
     return out
 
 
+_CHILD = """
+import json, sys
+import numpy as np, pandas as pd
+from pathlib import Path
+from tsp_pretrain.video.decode import decode_dataset
+from tsp_pretrain.video.store import FrameStore, StoreSettings
+phase, src, out, store, seconds = sys.argv[1:]
+src, out, seconds = Path(src), Path(out), float(seconds)
+def status(key):  # kB in /proc/self/status
+    for line in open("/proc/self/status"):
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+# the imports (torch) peak higher than the work: reset the high-water mark (Linux) first
+with open("/proc/self/clear_refs", "w") as f:
+    f.write("5")
+base = status("VmRSS")
+if phase == "decode":
+    table = pd.DataFrame({"video_id": ["v"], "filename": [src.name], "duration": [seconds]})
+    decode_dataset(table, src.parent, out, StoreSettings(15, 128, store), progress=False)
+else:
+    video = FrameStore(out).open("v")
+    total = sum(int(f[0, 0, 0]) for f in video.iter_frames())
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        video.read_clip(int(rng.integers(0, video.num_frames - 16)), 16)
+peak = status("VmHWM")
+print(json.dumps({"after imports MB": base / 1024, "peak MB": peak / 1024,
+                  "growth MB": (peak - base) / 1024}))
+"""
+
+
+def memory(seconds: float) -> None:
+    """Peak RSS of decoding and of reading a video of ``seconds`` and one 10x longer."""
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for length in (seconds, 10 * seconds):
+            src = tmp / f"src{length:g}.mp4"
+            synthetic_source(src, length, seed=0)
+            for store in ("npy", "mp4"):
+                out = tmp / f"{store}{length:g}"
+                for phase in ("decode", "read"):
+                    cmd = [sys.executable, "-c", _CHILD, phase, src, out, store, str(length)]
+                    result = subprocess.run(
+                        [str(c) for c in cmd], check=True, capture_output=True, text=True
+                    )
+                    figures = json.loads(result.stdout.strip().splitlines()[-1])
+                    rows.append({"seconds": length, "store": store, "phase": phase, **figures})
+    df = pd.DataFrame(rows)
+    print(df.to_string(index=False, float_format=lambda x: f"{x:,.0f}"))
+    for (store, phase), g in df.groupby(["store", "phase"]):
+        short, long = g.sort_values("seconds")[["peak MB", "growth MB"]].to_numpy()
+        print(
+            f"{store} {phase}: peak RSS 10x longer / short = {long[0] / short[0]:.2f} "
+            f"(growth above the imports: {short[1]:.0f} MB -> {long[1]:.0f} MB)"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--videos", type=int, default=4)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--clips", type=int, default=300)
+    parser.add_argument("--memory", action="store_true", help="peak RSS vs video length")
     args = parser.parse_args()
+    if args.memory:
+        memory(args.seconds)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

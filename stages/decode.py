@@ -35,9 +35,16 @@ def main() -> None:
         params.frame_rate,
         params.decode.short_side,
         params.decode.store,
-        code=code_digest("video/decode.py", "video/store.py"),
+        code=code_digest("video/decode.py", "video/store.py", "video/probe.py"),
     )
-    report = decode_dataset(videos, dataset.videos, args.out, settings, params.decode.workers)
+    report = decode_dataset(
+        videos,
+        dataset.videos,
+        args.out,
+        settings,
+        params.decode.workers,
+        min_readable_fraction=params.decode.min_readable_fraction,
+    )
 
     document = {"settings": vars(settings), **report.to_json()}
     write_json(args.report, document, indent=1, sort_keys=False)

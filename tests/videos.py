@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
 from pathlib import Path
 
 import av
@@ -42,3 +43,106 @@ def decode_all(path: Path) -> list[np.ndarray]:
     """Every frame of ``path`` at its own rate and size (the reference for comparisons)."""
     with av.open(str(path)) as container:
         return [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+
+
+def write_marked_video(
+    path: Path,
+    num_frames: int = 6,
+    height: int = 32,
+    width: int = 48,
+    display_rotation: float | None = None,
+) -> Path:
+    """A dark mp4 with a white 8x8 marker in the coded picture's top-left corner.
+
+    ``display_rotation`` stores a display matrix (PyAV's ``set_display_rotation``: degrees
+    counterclockwise, so -90 is what a phone held upright writes: show it turned 90 degrees
+    clockwise).
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=30)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if display_rotation is not None:
+            stream.set_display_rotation(display_rotation)
+        image = np.full((height, width, 3), 20, dtype=np.uint8)
+        image[:8, :8] = 235
+        for _ in range(num_frames):
+            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_faststart_video(path: Path, num_frames: int, fps: int = 30, keyint: int = 250) -> Path:
+    """Like :func:`write_video` (64x96), with the index (moov) before the data, as web downloads
+    have it, and a keyframe every ``keyint`` frames."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
+        stream = container.add_stream("libx264", rate=fps, options={"g": str(keyint)})
+        stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(frame_pattern(i, 64, 96), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def overwrite_with_garbage(path: Path, at: float, size: int, seed: int = 0) -> Path:
+    """Overwrite ``size`` bytes at fraction ``at`` of the file with random bytes (in place)."""
+    data = bytearray(path.read_bytes())
+    offset = int(len(data) * at)
+    rng = np.random.default_rng(seed)
+    data[offset : offset + size] = rng.integers(0, 256, size, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    return path
+
+
+def write_coded(
+    path: Path,
+    codec: str,
+    num_frames: int = 10,
+    fps: int = 30,
+    height: int = 32,
+    width: int = 48,
+    pix_fmt: str = "yuv420p",
+    vfr: bool = False,
+    options: dict | None = None,
+) -> Path:
+    """A short video in any codec/container PyAV can write; ``vfr`` alternates 66 and 33 ms."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream(codec, rate=fps, options=options or {})
+        stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
+        if vfr:
+            stream.time_base = Fraction(1, 1000)
+        t = 0
+        for i in range(num_frames):
+            image = np.full((height, width, 3), (i * 20) % 250, dtype=np.uint8)
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            if vfr:
+                frame.pts, frame.time_base = t, stream.time_base
+                t += 33 if i % 2 else 66
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+def write_audio_only(path: Path) -> Path:
+    """An mp4 with one AAC stream and no video."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("aac", rate=44100)
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
+        )
+        frame.sample_rate = 44100
+        for packet in stream.encode(frame):
+            container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path

@@ -177,6 +177,12 @@ class DecodeParams(Section):
     short_side: int = Field(128, ge=8, description="frames are resized so the short side is this")
     store: Literal["npy", "mp4"] = "npy"
     workers: int = Field(2, ge=1)
+    min_readable_fraction: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="a video with corrupt stretches is kept when at least this fraction decodes",
+    )
 
 
 class EncoderParams(Section):

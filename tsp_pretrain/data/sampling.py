@@ -9,12 +9,21 @@ segments. TAC uses the foreground segments only, so per epoch it sees the same f
 as TSP (and fewer steps; both counts are logged).
 
 Times become frame indices of the frame store with ``round(t * frame_rate)``.
+
+Lost frames (corrupt source stretches, recorded per video in the frame store's index) are never
+trained on: a clip that would overlap them moves to the nearest start inside its segment whose
+clip does not, and is dropped (and counted in the log) when the segment has no such start.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 import pandas as pd
+
+log = logging.getLogger(__name__)
 
 #: Region targets of the region head.
 FOREGROUND, BACKGROUND = 1, 0
@@ -27,11 +36,15 @@ def sample_clips(
     clip_seconds: float,
     frame_rate: float,
     rng: np.random.Generator | None,
+    lost: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> pd.DataFrame:
     """One epoch's clips: columns video_id, start_frame, action, region.
 
     ``rng=None`` gives the evenly spaced validation clips. Segments shorter than one clip are
     expected to have been dropped by the annotation stage; here they start at ``t_start``.
+    ``lost`` maps video ids to their lost frame ranges ``[start, stop)``
+    (:attr:`tsp_pretrain.video.store.StoredVideo.lost`); clips are kept off them
+    (:func:`avoid_lost_frames`).
     """
     n = len(segments)
     room = np.maximum(
@@ -44,16 +57,59 @@ def sample_clips(
     starts = np.repeat(segments["t_start"].to_numpy(), clips_per_segment)
     starts = starts + frac * np.repeat(room, clips_per_segment)
     fg = np.repeat((segments["region"] == "foreground").to_numpy(), clips_per_segment)
-    return pd.DataFrame(
+    video_ids = np.repeat(segments["video_id"].to_numpy(), clips_per_segment)
+    start_frames = np.round(starts * frame_rate).astype(np.int64)
+    keep = np.ones(len(start_frames), dtype=bool)
+    if lost:
+        t_first = np.repeat(segments["t_start"].to_numpy(), clips_per_segment)
+        first = np.round(t_first * frame_rate)
+        last = np.round((t_first + np.repeat(room, clips_per_segment)) * frame_rate)
+        clip_len = round(clip_seconds * frame_rate)
+        for i in np.flatnonzero(np.isin(video_ids, list(lost))):
+            start = avoid_lost_frames(
+                int(start_frames[i]), int(first[i]), int(last[i]), clip_len, lost[video_ids[i]]
+            )
+            if start is None:
+                keep[i] = False
+            else:
+                start_frames[i] = start
+        if not keep.all():
+            log.warning(
+                "%d clips dropped: their segments hold no clip free of lost (corrupt) frames",
+                int((~keep).sum()),
+            )
+    table = pd.DataFrame(
         {
-            "video_id": np.repeat(segments["video_id"].to_numpy(), clips_per_segment),
-            "start_frame": np.round(starts * frame_rate).astype(np.int64),
+            "video_id": video_ids,
+            "start_frame": start_frames,
             "action": np.where(
                 fg, np.repeat(segments["label_id"].to_numpy(), clips_per_segment), -1
             ),
             "region": np.where(fg, FOREGROUND, BACKGROUND),
         }
     )
+    return table[keep].reset_index(drop=True)
+
+
+def avoid_lost_frames(
+    start: int, first: int, last: int, clip_len: int, lost: Sequence[tuple[int, int]]
+) -> int | None:
+    """The clip start nearest to ``start`` in ``[first, last]`` whose clip avoids ``lost``.
+
+    A clip ``[s, s + clip_len)`` overlaps a range ``[lo, stop)`` when ``lo - clip_len < s <
+    stop``; the allowed starts are the union of intervals whose ends are among ``first``,
+    ``last``, ``lo - clip_len`` and ``stop``, so the nearest one is among those. ``None`` when
+    no start in the segment avoids them.
+    """
+
+    def free(s: int) -> bool:
+        return all(not (lo - clip_len < s < stop) for lo, stop in lost)
+
+    if free(start):
+        return start
+    candidates = {first, last} | {lo - clip_len for lo, _ in lost} | {stop for _, stop in lost}
+    valid = [s for s in candidates if first <= s <= last and free(s)]
+    return min(valid, key=lambda s: (abs(s - start), s)) if valid else None
 
 
 def sliding_windows(num_frames: int, clip_len: int, stride: int) -> np.ndarray:

@@ -4,6 +4,11 @@ Each video is read front to back once (every frame decoded or read once), cut in
 ``clip_len`` frames every ``stride`` frames (:func:`tsp_pretrain.data.sampling.sliding_windows`),
 transformed with the evaluation preset, encoded in batches, and written as one ``T x F`` array.
 Progress is per video; an interrupted run resumes at the first video not yet in the index.
+
+Videos with lost frames (corrupt source stretches, stored as the last good frame repeated) keep one
+feature row per window, so row i is always the window starting at frame i x stride; the windows
+that overlap lost frames are marked ``lost_frames = 1`` in ``clips.csv`` (consumers that must not
+trust them drop those rows).
 """
 
 from __future__ import annotations
@@ -143,8 +148,13 @@ def extract_dataset(
         )
         file = f"{Path(filename).stem}.npy"
         write_features(out_dir / file, feats)
-        num_frames = store.open(video_id).num_frames
-        index.videos[video_id] = {"file": file, "num_clips": len(starts), "num_frames": num_frames}
+        stored = store.open(video_id)
+        index.videos[video_id] = {
+            "file": file,
+            "num_clips": len(starts),
+            "num_frames": stored.num_frames,
+            "lost": [list(r) for r in stored.lost],
+        }
         index.save()
         counts["extracted"] += 1
     _write_clips_table(index, out_dir, clip_len, stride, frame_rate)
@@ -159,6 +169,9 @@ def _write_clips_table(
         entry = index.videos[vid]
         starts = sliding_windows(entry["num_frames"], clip_len, stride)
         ends = np.minimum(starts + clip_len, max(entry["num_frames"], 1))
+        lost = np.zeros(len(starts), dtype=bool)
+        for lo, stop in entry.get("lost", []):
+            lost |= (starts < stop) & (lo < starts + clip_len)
         rows.append(
             pd.DataFrame(
                 {
@@ -167,12 +180,15 @@ def _write_clips_table(
                     "start_frame": starts,
                     "t_start": starts / frame_rate,
                     "t_end": ends / frame_rate,
+                    "lost_frames": lost.astype(np.int8),
                 }
             )
         )
     table = (
         pd.concat(rows, ignore_index=True)
         if rows
-        else pd.DataFrame(columns=["video_id", "clip_index", "start_frame", "t_start", "t_end"])
+        else pd.DataFrame(
+            columns=["video_id", "clip_index", "start_frame", "t_start", "t_end", "lost_frames"]
+        )
     )
     write_csv(out_dir / CLIPS_FILE, table, float_format="%.4f")

@@ -106,6 +106,7 @@ def _clip_loader(
         clip_seconds=data.clip_seconds,
         frame_rate=data.frame_rate,
         rng=rng,
+        lost={v: e.lost for v, e in data.store.entries.items() if e.lost},
     )
     dataset = ClipDataset(data.store, samples, data.clip_len, preset, gvf)
     shuffle = rng is not None

@@ -17,9 +17,11 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import shutil
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from dataclasses import dataclass, field
+from contextlib import closing
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
@@ -31,11 +33,18 @@ import pandas as pd
 from tqdm import tqdm
 
 from tsp_pretrain.digest import file_digest
+from tsp_pretrain.video.probe import (
+    TruncatedVideoError,
+    display_transform,
+    readable_duration_check,
+)
 from tsp_pretrain.video.store import (
     INDEX_FILE,
+    FrameStoreError,
     StoredVideo,
     StoreSettings,
     read_index,
+    stored_frame_bytes,
     write_index,
     write_mp4,
     write_npy,
@@ -67,42 +76,181 @@ def target_size(height: int, width: int, short_side: int, even: bool) -> tuple[i
     return step * round(height * scale / step), step * round(width * scale / step)
 
 
+@dataclass
+class DecodeLog:
+    """What went wrong while decoding one video, filled in by :func:`decode_frames`.
+
+    ``lost`` holds the output frame ranges ``[start, stop)`` whose source frames could not be
+    decoded (the stored frames there repeat the last good frame); ``bad_packets`` counts the
+    packets the decoder rejected and ``first_error`` quotes the first rejection.
+    """
+
+    lost: list[tuple[int, int]] = field(default_factory=list)
+    bad_packets: int = 0
+    first_error: str = ""
+    #: The video's end could not be decoded (the demuxer gave up, or no good frame came after the
+    #: last rejected one): the output stops early and the caller pads it (see :func:`pad_tail`).
+    tail_lost: bool = False
+
+    @property
+    def lost_frames(self) -> int:
+        return sum(stop - start for start, stop in self.lost)
+
+
+def _lost_ranges(
+    good: list[float], failed: list[float], t0: float, rate: Fraction, count: int
+) -> list[tuple[int, int]]:
+    """Output frame ranges of the fps filter that stand for source frames that failed to decode.
+
+    With FFmpeg's fps rule, output frame k shows the last good source frame starting before
+    ``t0 + (k + 0.5) / rate``. It stands for a lost frame when that time is past the first failed
+    packet of a gap and not past the next good frame. Each range is widened by one frame on both
+    sides, so that rounding in the filter's time base never leaves a lost frame unmarked.
+    """
+    good_times = np.asarray(sorted(good))
+    ranges: list[list[int]] = []
+    for f in sorted(failed):
+        nxt = np.searchsorted(good_times, f, side="right")
+        lo = math.floor((f - t0) * rate - 0.5) + 1
+        hi = count  # no good frame after it: lost to the end
+        if nxt < len(good_times):
+            hi = math.floor((good_times[nxt] - t0) * rate - 0.5) + 1
+        lo, hi = max(lo - 1, 0), min(hi + 1, count)
+        if lo >= hi:
+            continue
+        if ranges and lo <= ranges[-1][1]:
+            ranges[-1][1] = max(ranges[-1][1], hi)
+        else:
+            ranges.append([lo, hi])
+    return [(lo, hi) for lo, hi in ranges]
+
+
 def decode_frames(
-    path: str | Path, frame_rate: float, short_side: int | None, even: bool = False
+    path: str | Path,
+    frame_rate: float,
+    short_side: int | None,
+    even: bool = False,
+    report: DecodeLog | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield RGB uint8 ``H x W x 3`` frames of ``path`` resampled to ``frame_rate``.
 
-    ``short_side=None`` keeps the source size. Raises ``av.error.FFmpegError`` subclasses on
-    corrupt input (callers decide whether to skip).
+    Frames are shown as displayed: a display rotation (phone videos) is applied as FFmpeg's
+    command line does (:func:`tsp_pretrain.video.probe.display_transform`), before resizing.
+    ``short_side=None`` keeps the (displayed) source size.
+
+    Packets the decoder rejects (corrupt data) are skipped, as FFmpeg does, and decoding goes on
+    with the next one; the frames decoded after a rejected packet up to the next keyframe that
+    comes after every rejected frame's time are dropped too (they are predicted from the lost
+    data: FFmpeg would show them with concealment artefacts). The fps filter then repeats the
+    last good frame over the gap, so the timeline stays aligned. The lost output frames are
+    recorded in ``report`` (filled in when the iterator is exhausted). A lost end (data the
+    demuxer cannot read any further, or no good frame after the last rejected one) ends the
+    output early and sets ``report.tail_lost``. Raises
+    ``av.error.FFmpegError`` on files that cannot be opened.
     """
     rate = Fraction(frame_rate).limit_denominator(1001)
+    report = report if report is not None else DecodeLog()
+    good: list[float] = []
+    failed: list[float] = []
+    count = 0
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        graph = av.filter.Graph()
-        chain = [graph.add_buffer(template=stream), graph.add("fps", f"fps={rate}")]
-        height, width = stream.codec_context.height, stream.codec_context.width
-        if short_side is not None:
-            h, w = target_size(height, width, short_side, even)
-            if (h, w) != (height, width):
-                chain.append(graph.add("scale", f"w={w}:h={h}:flags=area"))
-        chain.append(graph.add("buffersink"))
-        for a, b in itertools.pairwise(chain):
-            a.link_to(b)
-        graph.configure()
+        graph: av.filter.Graph | None = None
+
+        def build(first: av.VideoFrame) -> av.filter.Graph:
+            g = av.filter.Graph()
+            chain = [g.add_buffer(template=stream)]
+            angle, filters = display_transform(first)
+            chain += [g.add(name, args) for name, args in filters]
+            chain.append(g.add("fps", f"fps={rate}"))
+            height, width = stream.codec_context.height, stream.codec_context.width
+            if angle in (90, 270):
+                height, width = width, height
+            if short_side is not None:
+                h, w = target_size(height, width, short_side, even)
+                if (h, w) != (height, width):
+                    chain.append(g.add("scale", f"w={w}:h={h}:flags=area"))
+            chain.append(g.add("buffersink"))
+            for a, b in itertools.pairwise(chain):
+                a.link_to(b)
+            g.configure()
+            return g
 
         def drain() -> Iterator[np.ndarray]:
+            nonlocal count
             while True:
                 try:
                     frame = graph.vpull()
                 except (av.error.BlockingIOError, av.error.EOFError):
                     return
+                count += 1
                 yield frame.to_ndarray(format="rgb24")
 
-        for frame in container.decode(stream):
-            graph.vpush(frame)
-            yield from drain()
+        def packets() -> Iterator[av.Packet]:
+            try:
+                yield from container.demux(stream)
+            except av.error.FFmpegError as err:  # nothing readable after this point
+                report.tail_lost = True
+                report.first_error = report.first_error or f"demuxing: {err}"
+
+        damaged = False  # a packet failed and no keyframe has come since
+        # closed before the container, also when the consumer stops early
+        with closing(packets()) as stream_packets:
+            for packet in stream_packets:
+                try:
+                    frames = stream.decode(packet)
+                except av.error.FFmpegError as err:
+                    report.bad_packets += 1
+                    report.first_error = report.first_error or str(err)
+                    damaged = True
+                    if packet.pts is not None and packet.time_base is not None:
+                        failed.append(float(packet.pts * packet.time_base))
+                    continue
+                for frame in frames:
+                    if damaged:  # predicted from lost data (concealed junk) until a later keyframe
+                        later = frame.time is not None and frame.time > max(failed, default=-1)
+                        if not (frame.key_frame and later):
+                            if frame.time is not None:
+                                failed.append(frame.time)
+                            continue
+                        damaged = False
+                    if frame.time is not None:
+                        good.append(frame.time)
+                    if graph is None:
+                        graph = build(frame)
+                    graph.vpush(frame)
+                    yield from drain()
+        if graph is None:
+            return
         graph.vpush(None)
         yield from drain()
+    if failed and good:
+        report.lost = _lost_ranges(good, failed, min(good), rate, count)
+        report.tail_lost = report.tail_lost or max(failed) > max(good)
+
+
+def pad_tail(
+    frames: Iterator[np.ndarray], report: DecodeLog, num_frames: int
+) -> Iterator[np.ndarray]:
+    """``frames``, then, when the decoder lost the video's end, its last frame repeated up to
+    ``num_frames`` (the length the probed duration promises), recorded as lost in ``report``.
+
+    The same rule as a lost stretch in the middle: the timeline keeps the source's length and the
+    lost frames hold the last good one. A file that simply has fewer frames than its header says
+    (no decoding error) is not padded: the truncation check rejects it.
+    """
+    count, last = 0, None
+    for frame in frames:
+        count, last = count + 1, frame
+        yield frame
+    if not report.tail_lost or last is None or count >= num_frames:
+        return
+    for _ in range(num_frames - count):
+        yield last
+    if report.lost and report.lost[-1][1] >= count:
+        report.lost[-1] = (report.lost[-1][0], num_frames)
+    else:
+        report.lost.append((max(count - 1, 0), num_frames))
 
 
 @dataclass(frozen=True)
@@ -112,46 +260,82 @@ class DecodeJob:
     duration: float
     out_dir: str
     settings: StoreSettings
+    min_readable_fraction: float = 0.5
 
 
-def _decode_one(job: DecodeJob) -> StoredVideo:
+def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
     """Decode one video into the store (runs in a worker process)."""
     source = Path(job.source)
     if not source.is_file():
         raise DecodeError(f"{source}: file not found")
     if source.stat().st_size == 0:
         raise DecodeError(f"{source}: empty file (0 bytes)")
+    try:  # a partial download is a truncation, never a lost tail to pad
+        readable_duration_check(source)
+    except TruncatedVideoError as err:
+        raise DecodeError(str(err)) from err
     out = Path(job.out_dir) / f"{job.video_id}{job.settings.suffix}"
+    rate = job.settings.frame_rate
+    log_ = DecodeLog()
+    expected = job.duration * rate
     frames = decode_frames(
-        source, job.settings.frame_rate, job.settings.short_side, even=job.settings.store == "mp4"
+        source, rate, job.settings.short_side, even=job.settings.store == "mp4", report=log_
     )
+    if math.isfinite(expected):
+        frames = pad_tail(frames, log_, round(expected))
     try:
         if job.settings.store == "npy":
             count, h, w = write_npy(out, frames)
         else:
-            count, h, w = write_mp4(out, frames, job.settings.frame_rate)
+            count, h, w = write_mp4(out, frames, rate)
     except av.error.FFmpegError as err:
         raise DecodeError(f"{source}: FFmpeg failed while decoding ({err})") from err
-    expected = job.duration * job.settings.frame_rate
+    except FrameStoreError as err:
+        detail = f"; first decoder error: {log_.first_error}" if log_.first_error else ""
+        raise DecodeError(f"{source}: {err}{detail}") from err
+    readable = count - log_.lost_frames
+    problem = None
     if math.isfinite(expected) and count < expected * (1 - TRUNCATION_TOLERANCE) - 2:
-        out.unlink(missing_ok=True)
-        raise DecodeError(
-            f"{source}: truncated: decoded {count} frames at {job.settings.frame_rate} fps, "
+        problem = (
+            f"truncated: decoded {count} frames at {rate} fps, "
             f"expected about {expected:.0f} from its duration {job.duration:.2f} s"
         )
-    return StoredVideo(
-        job.video_id, out.name, count, h, w, source.name, file_digest(source), job.settings
+    elif math.isfinite(expected) and readable < job.min_readable_fraction * expected:
+        problem = (
+            f"corrupt: only {readable} of about {expected:.0f} frames ({readable / expected:.0%}) "
+            f"could be decoded, below decode.min_readable_fraction={job.min_readable_fraction}"
+        )
+    if problem is not None:
+        out.unlink(missing_ok=True)
+        detail = f" (first decoder error: {log_.first_error})" if log_.first_error else ""
+        raise DecodeError(f"{source}: {problem}{detail}; re-download or re-encode it")
+    entry = StoredVideo(
+        job.video_id,
+        out.name,
+        count,
+        h,
+        w,
+        source.name,
+        file_digest(source),
+        job.settings,
+        lost=tuple(log_.lost),
     )
+    return entry, log_
 
 
 @dataclass
 class DecodeReport:
-    """What a decode run did: counts and, for every skipped video, why."""
+    """What a decode run did: counts, every skipped video and why, every damaged video.
+
+    ``damaged`` lists the videos stored with lost frames: how many, which frame ranges and time
+    ranges (seconds at ``frame_rate``), and the decoder's first complaint.
+    """
 
     decoded: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     skipped: list[dict] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
+    damaged: list[dict] = field(default_factory=list)
 
     def to_json(self) -> dict:
         return {
@@ -160,10 +344,76 @@ class DecodeReport:
                 "reused": len(self.reused),
                 "skipped": len(self.skipped),
                 "removed_stale": len(self.removed),
+                "damaged": len(self.damaged),
             },
             "skipped": self.skipped,
+            "damaged": self.damaged,
             "removed_stale": self.removed,
         }
+
+
+def _damage(job: DecodeJob, entry: StoredVideo, log_: DecodeLog) -> dict:
+    rate = job.settings.frame_rate
+    return {
+        "video_id": job.video_id,
+        "source": job.source,
+        "lost_frames": log_.lost_frames,
+        "num_frames": entry.num_frames,
+        "readable_fraction": round(1 - log_.lost_frames / max(entry.num_frames, 1), 4),
+        "lost_frame_ranges": [list(r) for r in log_.lost],
+        "lost_seconds": [[round(a / rate, 3), round(b / rate, 3)] for a, b in log_.lost],
+        "bad_packets": log_.bad_packets,
+        "first_error": log_.first_error,
+    }
+
+
+class DiskSpaceError(RuntimeError):
+    """The frame store would not fit on the disk: raised before anything is decoded."""
+
+
+#: Aspect ratio assumed for videos whose size the videos table does not give (16:9, the common
+#: widest case: the estimate errs on the large side for 4:3 material).
+ASSUMED_ASPECT = 16 / 9
+
+
+def estimate_store_bytes(videos: pd.DataFrame, settings: StoreSettings) -> int:
+    """Bytes the store needs for ``videos`` (columns duration, optional width and height).
+
+    Frames: duration x ``frame_rate``; frame size: the short side scaled to
+    ``settings.short_side`` with the video's aspect ratio (``width``/``height`` columns when the
+    table has them, else :data:`ASSUMED_ASPECT`); bytes per frame from
+    :func:`tsp_pretrain.video.store.stored_frame_bytes`.
+    """
+    total = 0.0
+    has_size = {"width", "height"} <= set(videos.columns)
+    even = settings.store == "mp4"
+    default = target_size(
+        settings.short_side, round(settings.short_side * ASSUMED_ASPECT), settings.short_side, even
+    )
+    for row in videos.itertuples(index=False):
+        size = default
+        if has_size and row.width > 0 and row.height > 0:
+            size = target_size(int(row.height), int(row.width), settings.short_side, even)
+        frames = float(row.duration) * settings.frame_rate
+        if math.isfinite(frames):
+            total += frames * stored_frame_bytes(*size, settings.store)
+    return int(total)
+
+
+def check_disk_space(out_dir: Path, videos: pd.DataFrame, settings: StoreSettings) -> None:
+    """Raise :class:`DiskSpaceError`, with the figures and the fixes, if ``videos`` cannot fit."""
+    needed = estimate_store_bytes(videos, settings)
+    free = shutil.disk_usage(out_dir).free
+    if needed <= free:
+        return
+    other = "mp4" if settings.store == "npy" else "npy"
+    alt = estimate_store_bytes(videos, replace(settings, store=other))
+    raise DiskSpaceError(
+        f"decode: the {settings.store} frame store needs ~{needed / 1e9:.1f} GB in {out_dir} for "
+        f"{len(videos)} videos, {free / 1e9:.1f} GB free: free space, "
+        + (f"choose decode.store: mp4 (~{alt / 1e9:.1f} GB), " if other == "mp4" else "")
+        + f"or lower decode.short_side (now {settings.short_side})"
+    )
 
 
 def _is_current(entry: StoredVideo | None, job: DecodeJob, out_dir: Path) -> bool:
@@ -185,13 +435,18 @@ def decode_dataset(
     settings: StoreSettings,
     workers: int = 1,
     progress: bool = True,
+    min_readable_fraction: float = 0.5,
 ) -> DecodeReport:
     """Decode every video of a canonical videos table into ``out_dir``.
 
     ``videos`` needs columns video_id, filename, duration. A video already in the store with the
-    same settings and the same source content (digest) is reused; files in ``out_dir`` that
-    belong to no listed video are removed (and reported). The index is rewritten after every
-    finished video, so an interrupted run resumes where it stopped.
+    same settings and the same source content (digest) is reused; every other file in ``out_dir``
+    (stale videos, outdated ones about to be decoded again, partial files of a killed run) is
+    removed first, so a failure never leaves anything but ``index.json`` and finished videos.
+    Before decoding, the store's size is estimated and :class:`DiskSpaceError` raised when the
+    disk cannot hold it. A video with lost frames is kept when at least
+    ``min_readable_fraction`` of it decodes. The index is rewritten after every finished video,
+    so an interrupted run resumes where it stopped.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -204,6 +459,7 @@ def decode_dataset(
             float(r.duration),
             str(out_dir),
             settings,
+            min_readable_fraction,
         )
         for r in videos.itertuples(index=False)
     ]
@@ -218,20 +474,31 @@ def decode_dataset(
         else:
             index.pop(job.video_id, None)
             todo.append(job)
-    known_files = {e.file for e in index.values()} | {
-        f"{j.video_id}{settings.suffix}" for j in jobs
-    }
-    for path in out_dir.iterdir():  # stale videos and the temporary files of an interrupted run
+    known_files = {e.file for e in index.values()}
+    for path in out_dir.iterdir():  # stale and outdated videos, partial files of a killed run
         if path.is_file() and path.name != INDEX_FILE and path.name not in known_files:
             path.unlink()
     write_index(out_dir, index)
+    check_disk_space(out_dir, videos[videos["video_id"].isin({j.video_id for j in todo})], settings)
     if report.reused:
         log.info("reusing %d videos already decoded with these settings", len(report.reused))
 
-    def finish(job: DecodeJob, result: StoredVideo | None, error: BaseException | None) -> None:
+    def finish(
+        job: DecodeJob, result: tuple[StoredVideo, DecodeLog] | None, error: BaseException | None
+    ) -> None:
         if error is None:
-            index[job.video_id] = result
+            entry, log_ = result
+            index[job.video_id] = entry
             report.decoded.append(job.video_id)
+            if entry.lost:
+                report.damaged.append(_damage(job, entry, log_))
+                log.warning(
+                    "%s: %d frames lost to corrupt data (%s); stored with the last good frame "
+                    "repeated there",
+                    job.video_id,
+                    log_.lost_frames,
+                    job.source,
+                )
             write_index(out_dir, index)
         else:
             log.warning("skipping %s: %s", job.video_id, error)

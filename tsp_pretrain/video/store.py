@@ -3,9 +3,10 @@
 Training reads random clips from it; feature extraction reads it front to back. Two formats share
 one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-store.md``):
 
-- ``npy``: raw uint8 ``T x H x W x 3`` arrays, memory-mapped. A random clip is a slice: hundreds of
-  times faster than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for
-  the demo and for any dataset whose decoded size fits on disk.
+- ``npy``: raw uint8 ``T x H x W x 3`` arrays, read with explicit reads at offsets (no memory
+  maps: memory stays flat in video length). A random clip is one read: hundreds of times faster
+  than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for the demo and
+  for any dataset whose decoded size fits on disk.
 - ``mp4``: H.264 re-encode with a short keyframe interval (``keyint``), so a random clip needs at
   most ``keyint`` frames of decoding after a seek. 20-50x smaller on disk: for ActivityNet-sized
   data.
@@ -25,6 +26,7 @@ import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -39,6 +41,10 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.json"
 MP4_KEYINT = 16
 MP4_CRF = 18
+#: Stored bytes per pixel of the mp4 store, for disk estimates: 0.06 was measured on the
+#: benchmark's synthetic content (docs/frame-store.md); real footage compresses less well, so the
+#: estimate takes 2.5 times that.
+MP4_BYTES_PER_PIXEL = 0.15
 
 
 @dataclass(frozen=True)
@@ -67,13 +73,22 @@ class StoredVideo:
     source: str
     source_digest: str
     settings: StoreSettings
+    #: Frame ranges ``[start, stop)`` whose source frames were corrupt: they hold the last good
+    #: frame repeated. Training never samples clips that overlap them; extraction marks the
+    #: windows that do (see docs/frame-store.md, "Lost frames").
+    lost: tuple[tuple[int, int], ...] = ()
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**asdict(self), "lost": [list(r) for r in self.lost]}
 
     @staticmethod
     def from_json(data: dict) -> StoredVideo:
-        return StoredVideo(**{**data, "settings": StoreSettings(**data["settings"])})
+        lost = tuple(tuple(r) for r in data.get("lost", ()))
+        return StoredVideo(**{**data, "settings": StoreSettings(**data["settings"]), "lost": lost})
+
+    def overlaps_lost(self, start: int, length: int) -> bool:
+        """Whether frames ``start .. start+length-1`` include a lost frame."""
+        return any(start < stop and lo < start + length for lo, stop in self.lost)
 
 
 class FrameStoreError(RuntimeError):
@@ -110,6 +125,11 @@ def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
 
 
 # --------------------------------------------------------------------------------------- writers
+
+
+def stored_frame_bytes(height: int, width: int, store: str) -> float:
+    """Bytes one stored frame takes: exact for npy (raw RGB), an estimate for mp4."""
+    return height * width * (3 if store == "npy" else MP4_BYTES_PER_PIXEL)
 
 
 def _npy_header(num_frames: int, shape: tuple[int, ...]) -> bytes:
@@ -163,16 +183,70 @@ def _pad_indices(start: int, length: int, num_frames: int) -> np.ndarray:
 
 
 class StoredFrames:
-    """Random and sequential access to one stored video."""
+    """Random and sequential access to one stored video.
+
+    npy files are read with explicit reads at offsets of the frames asked for, never
+    memory-mapped: a memory map keeps every page it touched in the process's resident set,
+    so reading a video front to back grew the memory use with the video's length.
+    """
+
+    #: Frames read at once by :meth:`iter_frames` from an npy file.
+    CHUNK = 64
 
     def __init__(self, path: Path, entry: StoredVideo) -> None:
         self.path = path
         self.entry = entry
-        self._array: np.ndarray | None = None
+        self._offset: int | None = None  # where the frames start in the npy file
 
     @property
     def num_frames(self) -> int:
         return self.entry.num_frames
+
+    @property
+    def lost(self) -> tuple[tuple[int, int], ...]:
+        """Frame ranges that stand for corrupt source frames (see :class:`StoredVideo`)."""
+        return self.entry.lost
+
+    def _data_offset(self, f: BinaryIO) -> int:
+        """Where the frames start in the open npy file ``f``, checked against the index once."""
+        if self._offset is None:
+            version = np.lib.format.read_magic(f)
+            read_header = (
+                np.lib.format.read_array_header_1_0
+                if version == (1, 0)
+                else np.lib.format.read_array_header_2_0
+            )
+            shape, _, dtype = read_header(f)
+            expected = (self.num_frames, self.entry.height, self.entry.width, 3)
+            if tuple(shape) != expected or dtype != np.uint8:
+                raise FrameStoreError(
+                    f"{self.path}: holds {shape} {dtype}, the index says {expected} uint8; "
+                    "delete the file and re-run the decode stage"
+                )
+            self._offset = f.tell()
+        return self._offset
+
+    def _read_npy(self, first: int, stop: int) -> np.ndarray:
+        """Frames ``first .. stop-1`` of the npy file, read into a fresh array.
+
+        The file is opened for each read (microseconds, against the read itself): a store of
+        thousands of videos never holds thousands of open files, and forked DataLoader workers
+        share no file offset.
+        """
+        frame_bytes = self.entry.height * self.entry.width * 3
+        out = np.empty((stop - first, self.entry.height, self.entry.width, 3), np.uint8)
+        with self.path.open("rb", buffering=0) as f:
+            f.seek(self._data_offset(f) + first * frame_bytes)
+            view, done = memoryview(out).cast("B"), 0
+            while done < len(view):
+                n = f.readinto(view[done:])
+                if not n:
+                    raise FrameStoreError(
+                        f"{self.path}: file ends before frame {stop - 1}; the store is corrupt: "
+                        "delete the file and re-run the decode stage"
+                    )
+                done += n
+        return out
 
     def read_clip(self, start: int, length: int) -> torch.Tensor:
         """Frames ``start .. start+length-1`` as uint8 ``T x H x W x 3``.
@@ -180,21 +254,23 @@ class StoredFrames:
         Indices past the last frame repeat the last frame, so every clip has ``length`` frames.
         """
         idx = _pad_indices(start, length, self.num_frames)
+        first, stop = int(idx[0]), int(idx[-1]) + 1
         if self.entry.settings.store == "npy":
-            if self._array is None:
-                self._array = np.load(self.path, mmap_mode="r")
-            clip = np.ascontiguousarray(self._array[idx])
+            frames = self._read_npy(first, stop)
         else:
-            frames = self._decode_range(int(idx[0]), int(idx[-1]) + 1)
-            clip = frames[idx - idx[0]]
-        return torch.from_numpy(clip)
+            frames = self._decode_range(first, stop)
+        clip = frames if len(frames) == length else frames[idx - first]
+        return torch.from_numpy(np.ascontiguousarray(clip))
 
     def iter_frames(self) -> Iterator[np.ndarray]:
-        """Every frame in order, each decoded or read once (for sliding-window extraction)."""
+        """Every frame in order, each decoded or read once (for sliding-window extraction).
+
+        Memory use is flat in the video's length: npy files are read :attr:`CHUNK` frames at a
+        time into fresh buffers.
+        """
         if self.entry.settings.store == "npy":
-            array = np.load(self.path, mmap_mode="r")
-            for start in range(0, len(array), 256):
-                yield from np.asarray(array[start : start + 256])
+            for start in range(0, self.num_frames, self.CHUNK):
+                yield from self._read_npy(start, min(start + self.CHUNK, self.num_frames))
         else:
             with av.open(str(self.path)) as container:
                 for frame in container.decode(video=0):
@@ -242,7 +318,7 @@ class FrameStore:
         return video_id in self.entries
 
     def open(self, video_id: str) -> StoredFrames:
-        """The video's frames; opened files (npy memory maps) are kept for the next clip."""
+        """The video's frames; opened npy files are kept open for the next clip."""
         if video_id in self._opened:
             return self._opened[video_id]
         try:
