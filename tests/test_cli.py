@@ -70,3 +70,18 @@ def test_every_stage_ends_with_run_stage(script):
     last = tree.body[-1]
     assert isinstance(last, ast.If) and "__main__" in ast.unparse(last.test)
     assert "run_stage(main)" in ast.unparse(last)
+
+
+def test_every_listed_user_error_is_a_real_exception_class():
+    """The list names classes as strings (so cli.py imports no torch): a typo would silently turn
+    a user error into a 'bug' with a traceback. Each must import and be an exception class."""
+    import importlib
+
+    from tsp_pretrain.cli import USER_ERRORS
+    from tsp_pretrain.video.decode import DiskSpaceError
+
+    for name in USER_ERRORS:
+        module_name, _, class_name = name.partition(":")
+        cls = getattr(importlib.import_module(module_name), class_name, None)
+        assert isinstance(cls, type) and issubclass(cls, Exception), name
+    assert is_user_error(DiskSpaceError("needs ~3 GB in data/frames, 1 GB free"))

@@ -31,6 +31,7 @@ USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.video.probe:VideoProbeError",
     "tsp_pretrain.video.store:FrameStoreError",
     "tsp_pretrain.video.decode:DecodeError",
+    "tsp_pretrain.video.decode:DiskSpaceError",
     "tsp_pretrain.video.encode:EncodeError",
     "pydantic_core._pydantic_core:ValidationError",
     "builtins:FileNotFoundError",

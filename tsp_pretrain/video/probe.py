@@ -191,24 +191,3 @@ def probe_video(path: str | Path) -> VideoInfo:
     if angle in (90, 270):
         width, height = height, width
     return VideoInfo(duration, fps, num_frames, width, height, angle)
-
-
-def find_video_file(
-    videos_dir: str | Path, video_id: str, filename: str | None = None
-) -> Path | None:
-    """Locate a video's file in ``videos_dir``.
-
-    ``filename`` (when the annotation names one) wins; otherwise ``v_<id>.<ext>`` (the ActivityNet
-    convention) and ``<id>.<ext>`` are tried for every extension in :data:`VIDEO_EXTENSIONS`.
-    Returns ``None`` when nothing matches, so that callers can report the video as missing.
-    """
-    videos_dir = Path(videos_dir)
-    if filename:
-        candidate = videos_dir / filename
-        return candidate if candidate.is_file() else None
-    for stem in (f"v_{video_id}", video_id):
-        for ext in VIDEO_EXTENSIONS:
-            candidate = videos_dir / f"{stem}{ext}"
-            if candidate.is_file():
-                return candidate
-    return None
