@@ -6,6 +6,7 @@ import json
 from collections import namedtuple
 from types import SimpleNamespace
 
+import av
 import numpy as np
 import pandas as pd
 import pytest
@@ -504,3 +505,25 @@ def test_unusable_files_are_reported_by_the_probe(tmp_path):
     for name, reason in expected.items():
         with pytest.raises(VideoProbeError, match=reason):
             probe_video(tmp_path / name)
+
+
+def test_a_lost_start_keeps_the_timeline(tmp_path):
+    """Damage in the first keyframe: without padding, the fps filter would start the timeline at
+    the next keyframe (1 s later) and shift every frame, and every annotation, by 1 s."""
+    src = write_faststart_video(tmp_path / "start.mp4", num_frames=150, keyint=30)
+    clean = list(decode_frames(src, frame_rate=15, short_side=None))
+    with av.open(str(src)) as container:
+        first = next(p for p in container.demux(video=0) if p.size)
+        pos, size = first.pos, first.size
+    data = bytearray(src.read_bytes())
+    data[pos + size // 2 : pos + size] = np.random.default_rng(0).bytes(size - size // 2)
+    src.write_bytes(bytes(data))
+    log = DecodeLog()
+    frames = list(decode_frames(src, frame_rate=15, short_side=None, report=log))
+    assert log.bad_packets > 0 and len(frames) == len(clean) == 75
+    lo, hi = log.lost[0]
+    assert lo == 0 and 10 < hi < 40  # the first keyframe interval (1 s = 15 frames) and margins
+    for k in range(hi, 75):  # after the lost start: the clean frame of the same index
+        np.testing.assert_array_equal(frames[k], clean[k])
+    for k in range(hi - 1):  # the lost start holds the first good frame
+        np.testing.assert_array_equal(frames[k], frames[hi - 1])

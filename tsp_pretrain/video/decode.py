@@ -125,6 +125,28 @@ def _lost_ranges(
     return [(lo, hi) for lo, hi in ranges]
 
 
+def _lost_head(
+    stream: av.video.stream.VideoStream, failed: list[float], first: av.VideoFrame, rate: Fraction
+) -> int:
+    """How many output frames the damage before the first good frame stands for.
+
+    When the video's first frames are lost, the fps filter would start the timeline at the first
+    good frame and shift every later frame (and every annotation) by the lost stretch. Counting
+    from the stream's start (or the first failed frame, if earlier), these frames are padded with
+    the first good frame instead, as a lost stretch in the middle is with the last good one. The
+    count rounds half up, as the fps filter places its first frame (``AV_ROUND_NEAR_INF``).
+    """
+    if not failed or first.pts is None or first.time_base is None:
+        return 0
+    first_time = first.pts * first.time_base
+    if min(failed) >= first_time:
+        return 0
+    start = Fraction(min(failed)).limit_denominator(1 << 20)
+    if stream.start_time is not None and stream.time_base is not None:
+        start = min(start, stream.start_time * stream.time_base)
+    return max(math.floor((first_time - start) * rate + Fraction(1, 2)), 0)
+
+
 def decode_frames(
     path: str | Path,
     frame_rate: float,
@@ -153,6 +175,7 @@ def decode_frames(
     good: list[float] = []
     failed: list[float] = []
     count = 0
+    head = 0  # output frames lost before the first good frame (damage at the very start)
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         graph: av.filter.Graph | None = None
@@ -183,8 +206,13 @@ def decode_frames(
                     frame = graph.vpull()
                 except (av.error.BlockingIOError, av.error.EOFError):
                     return
+                image = frame.to_ndarray(format="rgb24")
+                if count == 0:  # the lost start, if any, holds the first good frame
+                    for _ in range(head):
+                        count += 1
+                        yield image
                 count += 1
-                yield frame.to_ndarray(format="rgb24")
+                yield image
 
         def packets() -> Iterator[av.Packet]:
             try:
@@ -218,6 +246,7 @@ def decode_frames(
                         good.append(frame.time)
                     if graph is None:
                         graph = build(frame)
+                        head = _lost_head(stream, failed, frame, rate)
                     graph.vpush(frame)
                     yield from drain()
         if graph is None:
@@ -225,7 +254,7 @@ def decode_frames(
         graph.vpush(None)
         yield from drain()
     if failed and good:
-        report.lost = _lost_ranges(good, failed, min(good), rate, count)
+        report.lost = _lost_ranges(good, failed, min(good) - head / rate, rate, count)
         report.tail_lost = report.tail_lost or max(failed) > max(good)
 
 
