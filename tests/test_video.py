@@ -285,11 +285,14 @@ def test_probe_detects_a_partial_download_with_the_index_first(tmp_path):
 
 def test_the_annotation_stage_reports_a_partial_download_as_unreadable(tmp_path):
     from tsp_pretrain.annotations.canonical import probe_videos
+    from tsp_pretrain.video.manifest import VideoIndex, manifest_frame, scan_videos
 
     data = write_faststart_video(tmp_path / "full.mp4", num_frames=150).read_bytes()
     (tmp_path / "part.mp4").write_bytes(data[: int(len(data) * 0.6)])
     videos = pd.DataFrame({"video_id": ["full", "part"], "filename": ["full.mp4", "part.mp4"]})
-    probed = probe_videos(videos, tmp_path, workers=1, progress=False).set_index("video_id")
+    index = VideoIndex(manifest_frame(scan_videos(tmp_path)[0]), tmp_path)
+    probed = probe_videos(videos, tmp_path, locate=index.locate, workers=1, progress=False)
+    probed = probed.set_index("video_id")
     assert probed.at["full", "problem"] == "" and probed.at["full", "duration"] == 5.0
     assert probed.at["part", "problem"] == "unreadable_video"
     assert "part.mp4: truncated" in probed.at["part", "message"]
