@@ -137,6 +137,30 @@ def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatc
     assert steps.read_text().splitlines()[1:] != [] and len(steps.read_text().splitlines()) == 3
 
 
+def test_a_run_killed_after_logging_an_epoch_resumes_to_the_same_logs(store, tmp_path, monkeypatch):
+    """dvclive writes an epoch's rows before its checkpoint exists: stopped between the two, the
+    resumed run does that epoch again and must not log its step twice."""
+    _train(_model("tac", gvf=False), store, tmp_path / "straight", objective="tac")
+    real_save, calls = loop.save_atomic, {"n": 0}
+
+    def stop_before_the_second_checkpoint(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real_save(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "save_atomic", stop_before_the_second_checkpoint)
+    with pytest.raises(KeyboardInterrupt):
+        _train(_model("tac", gvf=False), store, tmp_path / "resumed", objective="tac")
+    monkeypatch.setattr(loop, "save_atomic", real_save)
+    _train(_model("tac", gvf=False), store, tmp_path / "resumed", objective="tac")
+    straight, resumed = tmp_path / "straight" / "live", tmp_path / "resumed" / "live"
+    files = sorted(p.relative_to(straight) for p in straight.rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(resumed) for p in resumed.rglob("*") if p.is_file())
+    for rel in files:
+        assert (resumed / rel).read_bytes() == (straight / rel).read_bytes(), rel
+
+
 def test_checkpoint_of_another_run_is_not_resumed(store, tmp_path):
     _train(_model("tac", gvf=False), store, tmp_path, fingerprint="one", objective="tac")
     first = torch.load(tmp_path / "ckpt.pt", weights_only=False)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from tsp_pretrain.atomic import atomic_path
+from tsp_pretrain.atomic import atomic_path, write_text
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,21 @@ def save_atomic(obj: Any, path: str | Path) -> None:
     """torch.save through :func:`~tsp_pretrain.atomic.atomic_path`: never half a checkpoint."""
     with atomic_path(path) as tmp:
         torch.save(obj, tmp)
+
+
+def forget_logged_steps(live_dir: str | Path, first_step: int) -> None:
+    """Drop the dvclive rows of steps >= ``first_step`` (the epochs a resumed run does again).
+
+    dvclive appends each metric's row as soon as it is logged, before the epoch's checkpoint is
+    written. A run killed between the two has logged an epoch its checkpoint does not hold; the
+    resumed run logs that epoch again, and without this the plots would hold the step twice.
+    """
+    for path in sorted((Path(live_dir) / "plots").rglob("*.tsv")):
+        header, *rows = path.read_text().splitlines(keepends=True)
+        step = header.rstrip("\n").split("\t").index("step")
+        kept = [row for row in rows if int(row.split("\t")[step]) < first_step]
+        if len(kept) < len(rows):
+            write_text(path, "".join([header, *kept]))
 
 
 def load_resumable(path: str | Path, expected_fingerprint: str) -> dict | None:

@@ -32,7 +32,7 @@ from tsp_pretrain.models.device import pick_device
 from tsp_pretrain.models.loss import forward_and_loss
 from tsp_pretrain.models.param_groups import param_groups
 from tsp_pretrain.models.tsp import TSPModel
-from tsp_pretrain.training.checkpoint import load_resumable, save_atomic
+from tsp_pretrain.training.checkpoint import forget_logged_steps, load_resumable, save_atomic
 from tsp_pretrain.training.schedule import build_scheduler
 from tsp_pretrain.video.store import FrameStore
 
@@ -217,6 +217,8 @@ def train(
         device,
     )
 
+    if start_epoch > 0:
+        forget_logged_steps(live_dir, start_epoch)
     with Live(
         str(live_dir), resume=start_epoch > 0, dvcyaml=False, save_dvc_exp=False, report=None
     ) as live:
