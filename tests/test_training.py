@@ -110,25 +110,33 @@ def test_tac_sees_only_foreground(store, tmp_path):
     assert metrics["seen/fg_clips"] == metrics["seen/clips"] == 2 * 2 * 2  # epochs x segs x clips
 
 
-def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatch):
-    straight = _model("tac", gvf=False)
-    _train(straight, store, tmp_path / "straight", objective="tac")
+def _stop_at_second_call(monkeypatch, name: str) -> None:
+    """Make ``loop.<name>`` raise KeyboardInterrupt (Ctrl-C) at its second call."""
+    real, calls = getattr(loop, name), {"n": 0}
 
-    calls = {"n": 0}
-    real_validate = loop.validate
-
-    def crash_on_second_epoch(*args, **kwargs):
+    def stop(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 2:
             raise KeyboardInterrupt
-        return real_validate(*args, **kwargs)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(loop, "validate", crash_on_second_epoch)
-    with pytest.raises(KeyboardInterrupt):
-        _train(_model("tac", gvf=False), store, tmp_path / "resumed", objective="tac")
-    monkeypatch.setattr(loop, "validate", real_validate)
+    monkeypatch.setattr(loop, name, stop)
+
+
+def _interrupt_then_resume(store, run_dir, monkeypatch, name: str) -> torch.nn.Module:
+    with monkeypatch.context() as patch:
+        _stop_at_second_call(patch, name)
+        with pytest.raises(KeyboardInterrupt):
+            _train(_model("tac", gvf=False), store, run_dir, objective="tac")
     resumed = _model("tac", gvf=False)
-    _train(resumed, store, tmp_path / "resumed", objective="tac")
+    _train(resumed, store, run_dir, objective="tac")
+    return resumed
+
+
+def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatch):
+    straight = _model("tac", gvf=False)
+    _train(straight, store, tmp_path / "straight", objective="tac")
+    resumed = _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "validate")
     for (name, a), b in zip(
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
@@ -137,23 +145,11 @@ def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatc
     assert steps.read_text().splitlines()[1:] != [] and len(steps.read_text().splitlines()) == 3
 
 
-def test_a_run_killed_after_logging_an_epoch_resumes_to_the_same_logs(store, tmp_path, monkeypatch):
+def test_a_run_stopped_after_logging_an_epoch_logs_it_once(store, tmp_path, monkeypatch):
     """dvclive writes an epoch's rows before its checkpoint exists: stopped between the two, the
     resumed run does that epoch again and must not log its step twice."""
     _train(_model("tac", gvf=False), store, tmp_path / "straight", objective="tac")
-    real_save, calls = loop.save_atomic, {"n": 0}
-
-    def stop_before_the_second_checkpoint(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(loop, "save_atomic", stop_before_the_second_checkpoint)
-    with pytest.raises(KeyboardInterrupt):
-        _train(_model("tac", gvf=False), store, tmp_path / "resumed", objective="tac")
-    monkeypatch.setattr(loop, "save_atomic", real_save)
-    _train(_model("tac", gvf=False), store, tmp_path / "resumed", objective="tac")
+    _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "save_atomic")
     straight, resumed = tmp_path / "straight" / "live", tmp_path / "resumed" / "live"
     files = sorted(p.relative_to(straight) for p in straight.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(resumed) for p in resumed.rglob("*") if p.is_file())
