@@ -35,7 +35,7 @@ def main() -> None:
         params.frame_rate,
         params.decode.short_side,
         params.decode.store,
-        code=code_digest("video/decode.py", "video/store.py", "video/probe.py"),
+        code=code_digest("video/decode.py", "video/encode.py", "video/store.py", "video/probe.py"),
     )
     report = decode_dataset(
         videos,
