@@ -91,19 +91,33 @@ def sample_clips(
     return table[keep].reset_index(drop=True)
 
 
+def overlaps_lost(
+    starts: np.ndarray | int, clip_len: int, lost: Sequence[tuple[int, int]]
+) -> np.ndarray:
+    """Whether each clip ``[s, s + clip_len)`` overlaps a lost range ``[lo, stop)``.
+
+    The one overlap rule for lost frames: training avoids these clips, extraction marks them.
+    """
+    starts = np.asarray(starts)
+    hit = np.zeros(starts.shape, dtype=bool)
+    for lo, stop in lost:
+        hit |= (starts < stop) & (lo < starts + clip_len)
+    return hit
+
+
 def avoid_lost_frames(
     start: int, first: int, last: int, clip_len: int, lost: Sequence[tuple[int, int]]
 ) -> int | None:
     """The clip start nearest to ``start`` in ``[first, last]`` whose clip avoids ``lost``.
 
-    A clip ``[s, s + clip_len)`` overlaps a range ``[lo, stop)`` when ``lo - clip_len < s <
-    stop``; the allowed starts are the union of intervals whose ends are among ``first``,
-    ``last``, ``lo - clip_len`` and ``stop``, so the nearest one is among those. ``None`` when
-    no start in the segment avoids them.
+    A clip ``[s, s + clip_len)`` overlaps a range ``[lo, stop)`` (:func:`overlaps_lost`) when
+    ``lo - clip_len < s < stop``; the allowed starts are the union of intervals whose ends are
+    among ``first``, ``last``, ``lo - clip_len`` and ``stop``, so the nearest one is among those.
+    ``None`` when no start in the segment avoids them.
     """
 
     def free(s: int) -> bool:
-        return all(not (lo - clip_len < s < stop) for lo, stop in lost)
+        return not overlaps_lost(s, clip_len, lost)
 
     if free(start):
         return start

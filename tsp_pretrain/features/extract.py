@@ -24,7 +24,7 @@ from torch import nn
 from tqdm import tqdm
 
 from tsp_pretrain.atomic import write_csv
-from tsp_pretrain.data.sampling import sliding_windows
+from tsp_pretrain.data.sampling import overlaps_lost, sliding_windows
 from tsp_pretrain.data.transforms import EvalPreset
 from tsp_pretrain.features.store import CLIPS_FILE, FeatureIndex, write_features
 from tsp_pretrain.video.store import FrameStore, FrameStoreError, StoredFrames
@@ -169,9 +169,7 @@ def _write_clips_table(
         entry = index.videos[vid]
         starts = sliding_windows(entry["num_frames"], clip_len, stride)
         ends = np.minimum(starts + clip_len, max(entry["num_frames"], 1))
-        lost = np.zeros(len(starts), dtype=bool)
-        for lo, stop in entry.get("lost", []):
-            lost |= (starts < stop) & (lo < starts + clip_len)
+        lost = overlaps_lost(starts, clip_len, entry.get("lost", []))
         rows.append(
             pd.DataFrame(
                 {

@@ -12,7 +12,7 @@ The manifest holds no mtimes, so the same content gives the same bytes (and DVC 
 Digests of unchanged files are not recomputed: a small cache keyed by (path, size, mtime_ns,
 inode) lives outside DVC's outputs and git.
 
-:func:`locate_video` is the one place that maps an annotated video to its file, for every
+:meth:`VideoIndex.locate` is the one place that maps an annotated video to its file, for every
 annotation format.
 """
 
@@ -110,10 +110,9 @@ def scan_videos(
         dirs.sort()
         for name in sorted(files):
             path = here / name
-            entry = _entry(path, _relative(path, root), cache, digests)
+            entry, st = _entry(path, _relative(path, root), cache, digests)
             entries.append(entry)
             if digests and not entry.problem:
-                st = path.stat()
                 new_cache[entry.path] = [st.st_size, st.st_mtime_ns, st.st_ino, entry.digest]
     entries.sort(key=lambda e: e.path)
     return entries, new_cache
@@ -123,8 +122,11 @@ def _relative(path: Path, root: Path) -> str:
     return path.relative_to(root).as_posix()
 
 
-def _entry(path: Path, rel: str, cache: Mapping[str, Any], digests: bool) -> Entry:
-    """One file's entry; OS errors become the entry's problem (with the fix), never a crash."""
+def _entry(
+    path: Path, rel: str, cache: Mapping[str, Any], digests: bool
+) -> tuple[Entry, os.stat_result | None]:
+    """One file's entry and its stat (``None`` when it cannot be read); OS errors become the
+    entry's problem (with the fix), never a crash."""
     try:
         st = path.stat()  # follows links
     except FileNotFoundError:
@@ -132,27 +134,28 @@ def _entry(path: Path, rel: str, cache: Mapping[str, Any], digests: bool) -> Ent
             target = os.readlink(path)
         except OSError:
             target = "?"
-        return Entry(rel, problem=f"dangling symbolic link (to {target}); fix or remove the link")
+        problem = f"dangling symbolic link (to {target}); fix or remove the link"
+        return Entry(rel, problem=problem), None
     except PermissionError:
-        return Entry(rel, problem="permission denied; make it readable or remove it")
+        return Entry(rel, problem="permission denied; make it readable or remove it"), None
     except OSError as err:
-        return Entry(rel, problem=f"cannot be read ({err.strerror}); fix or remove it")
+        return Entry(rel, problem=f"cannot be read ({err.strerror}); fix or remove it"), None
     if not stat.S_ISREG(st.st_mode):
-        return Entry(rel, problem="not a regular file (a pipe, socket or device); remove it")
+        return Entry(rel, problem="not a regular file (a pipe, socket or device); remove it"), None
     if not os.access(path, os.R_OK):
-        return Entry(rel, problem="permission denied; make it readable or remove it")
+        return Entry(rel, problem="permission denied; make it readable or remove it"), None
     if not digests:
-        return Entry(rel, st.st_size)
+        return Entry(rel, st.st_size), st
     cached = cache.get(rel)
     if isinstance(cached, list) and cached[:3] == [st.st_size, st.st_mtime_ns, st.st_ino]:
-        return Entry(rel, st.st_size, str(cached[3]))
+        return Entry(rel, st.st_size, str(cached[3])), st
     try:
         digest = file_digest(path)
     except PermissionError:
-        return Entry(rel, problem="permission denied; make it readable or remove it")
+        return Entry(rel, problem="permission denied; make it readable or remove it"), None
     except OSError as err:
-        return Entry(rel, problem=f"cannot be read ({err.strerror}); fix or remove it")
-    return Entry(rel, st.st_size, digest)
+        return Entry(rel, problem=f"cannot be read ({err.strerror}); fix or remove it"), None
+    return Entry(rel, st.st_size, digest), st
 
 
 def manifest_frame(entries: list[Entry]) -> pd.DataFrame:

@@ -113,6 +113,17 @@ def _readable_duration(stream: av.video.stream.VideoStream, size: int) -> float 
     return 0.0
 
 
+def _header_duration(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream
+) -> float:
+    """Seconds the header promises: the stream's duration, else the container's, else NaN."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * Fraction(stream.time_base))
+    if container.duration is not None:
+        return container.duration / av.time_base
+    return float("nan")
+
+
 def _check_truncation(path: Path, duration: float, readable: float | None) -> None:
     if readable is not None and readable < duration * (1 - TRUNCATION_TOLERANCE):
         raise TruncatedVideoError(
@@ -137,9 +148,7 @@ def readable_duration_check(path: str | Path) -> None:
             if not container.streams.video:
                 return
             stream = container.streams.video[0]
-            if stream.duration is None or stream.time_base is None:
-                return
-            duration = float(stream.duration * Fraction(stream.time_base))
+            duration = _header_duration(container, stream)
             readable = _readable_duration(stream, path.stat().st_size)
     except (av.error.FFmpegError, ValueError):
         return
@@ -166,12 +175,7 @@ def probe_video(path: str | Path) -> VideoInfo:
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             fps = float(rate) if rate else float("nan")
-            if stream.duration is not None and stream.time_base is not None:
-                duration = float(stream.duration * Fraction(stream.time_base))
-            elif container.duration is not None:
-                duration = container.duration / av.time_base
-            else:
-                duration = float("nan")
+            duration = _header_duration(container, stream)
             num_frames = int(stream.frames or 0)
             if num_frames <= 0 and math.isfinite(duration) and math.isfinite(fps):
                 num_frames = round(duration * fps)

@@ -75,7 +75,7 @@ class StoredVideo:
     settings: StoreSettings
     #: Frame ranges ``[start, stop)`` whose source frames were corrupt: they hold the last good
     #: frame repeated. Training never samples clips that overlap them; extraction marks the
-    #: windows that do (see docs/frame-store.md, "Lost frames").
+    #: windows that do (:func:`tsp_pretrain.data.sampling.overlaps_lost`).
     lost: tuple[tuple[int, int], ...] = ()
 
     def to_json(self) -> dict:
@@ -85,10 +85,6 @@ class StoredVideo:
     def from_json(data: dict) -> StoredVideo:
         lost = tuple(tuple(r) for r in data.get("lost", ()))
         return StoredVideo(**{**data, "settings": StoreSettings(**data["settings"]), "lost": lost})
-
-    def overlaps_lost(self, start: int, length: int) -> bool:
-        """Whether frames ``start .. start+length-1`` include a lost frame."""
-        return any(start < stop and lo < start + length for lo, stop in self.lost)
 
 
 class FrameStoreError(RuntimeError):
@@ -318,7 +314,8 @@ class FrameStore:
         return video_id in self.entries
 
     def open(self, video_id: str) -> StoredFrames:
-        """The video's frames; opened npy files are kept open for the next clip."""
+        """The video's frames; the reader is kept (with its checked npy header offset) for the
+        next clip."""
         if video_id in self._opened:
             return self._opened[video_id]
         try:
