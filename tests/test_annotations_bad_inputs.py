@@ -48,9 +48,9 @@ def tsp_dataset(root: Path, n_train: int = 3, n_valid: int = 4) -> Path:
     return root / "anet.json"
 
 
-def build(annotations: Path, videos: Path, **kwargs):
+def build(annotations: Path, videos: Path, fmt: str = "activitynet", **kwargs):
     return build_annotations(
-        "activitynet",
+        fmt,
         annotations,
         videos,
         clip_seconds=1.0,
@@ -135,18 +135,7 @@ def test_tsp_csv_finds_a_video_downloaded_with_another_extension(tmp_path):
     csv.write_text(f"{TSP_HEADER}\nv_a,1.0,5.0,Jump,10.0,v_a.mp4,Action\n")
     (tmp_path / "videos" / "train").mkdir(parents=True)
     (tmp_path / "videos" / "train" / "v_a.mkv").touch()
-    result = build_annotations(
-        "tsp_csv",
-        csv,
-        tmp_path / "videos",
-        subset="training",
-        clip_seconds=1.0,
-        min_background=0.0,
-        duration_tolerance=1.0,
-        probe=probe,
-        workers=1,
-        progress=False,
-    )
+    result = build(csv, tmp_path / "videos", "tsp_csv", subset="training")
     assert result.videos["filename"].tolist() == ["train/v_a.mkv"]
 
 

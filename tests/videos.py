@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 
@@ -17,6 +18,15 @@ def frame_pattern(index: int, height: int, width: int) -> np.ndarray:
     return frame
 
 
+def _encode_all(container: av.container.OutputContainer, stream, frames: Iterable) -> None:
+    """Encode ``frames`` (av frames) into ``stream``, mux every packet, then flush the encoder."""
+    for frame in frames:
+        for packet in stream.encode(frame):
+            container.mux(packet)
+    for packet in stream.encode():
+        container.mux(packet)
+
+
 def write_video(
     path: Path,
     num_frames: int,
@@ -30,12 +40,14 @@ def write_video(
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(frame_pattern(i, height, width), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode_all(
+            container,
+            stream,
+            (
+                av.VideoFrame.from_ndarray(frame_pattern(i, height, width), format="rgb24")
+                for i in range(num_frames)
+            ),
+        )
     return path
 
 
@@ -66,11 +78,8 @@ def write_marked_video(
             stream.set_display_rotation(display_rotation)
         image = np.full((height, width, 3), 20, dtype=np.uint8)
         image[:8, :8] = 235
-        for _ in range(num_frames):
-            for packet in stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        frames = (av.VideoFrame.from_ndarray(image, format="rgb24") for _ in range(num_frames))
+        _encode_all(container, stream, frames)
     return path
 
 
@@ -81,12 +90,14 @@ def write_faststart_video(path: Path, num_frames: int, fps: int = 30, keyint: in
     with av.open(str(path), "w", options={"movflags": "faststart"}) as container:
         stream = container.add_stream("libx264", rate=fps, options={"g": str(keyint)})
         stream.width, stream.height, stream.pix_fmt = 96, 64, "yuv420p"
-        for i in range(num_frames):
-            frame = av.VideoFrame.from_ndarray(frame_pattern(i, 64, 96), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode_all(
+            container,
+            stream,
+            (
+                av.VideoFrame.from_ndarray(frame_pattern(i, 64, 96), format="rgb24")
+                for i in range(num_frames)
+            ),
+        )
     return path
 
 
@@ -118,17 +129,18 @@ def write_coded(
         stream.width, stream.height, stream.pix_fmt = width, height, pix_fmt
         if vfr:
             stream.time_base = Fraction(1, 1000)
-        t = 0
-        for i in range(num_frames):
-            image = np.full((height, width, 3), (i * 20) % 250, dtype=np.uint8)
-            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
-            if vfr:
-                frame.pts, frame.time_base = t, stream.time_base
-                t += 33 if i % 2 else 66
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+
+        def frames():
+            t = 0
+            for i in range(num_frames):
+                image = np.full((height, width, 3), (i * 20) % 250, dtype=np.uint8)
+                frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+                if vfr:
+                    frame.pts, frame.time_base = t, stream.time_base
+                    t += 33 if i % 2 else 66
+                yield frame
+
+        _encode_all(container, stream, frames())
     return path
 
 
@@ -141,8 +153,5 @@ def write_audio_only(path: Path) -> Path:
             np.zeros((1, 1024), np.float32), format="fltp", layout="mono"
         )
         frame.sample_rate = 44100
-        for packet in stream.encode(frame):
-            container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+        _encode_all(container, stream, [frame])
     return path
