@@ -1,8 +1,9 @@
 """Stage `train`: TSP (or TAC) fine-tuning of the initial encoder on the target dataset.
 
 Reads `clip_len`, `frame_rate`, `gvf`, `objective`, `seed`, `train`, `transform` and
-`encoder.backbone`. The GVF is the max- (or avg-) pool of the initial encoder's extracted
-features (fixed). Writes the trained encoder (no heads), the resumable checkpoint, dvclive logs.
+`encoder.backbone`. The GVF (fixed) is the max- (or avg-) pool of the initial encoder's extracted
+features, or read from `train.gvf_file` (an HDF5 table such as the official releases'). Writes
+the trained encoder (no heads), the resumable checkpoint, dvclive logs.
 """
 
 from __future__ import annotations
@@ -11,8 +12,8 @@ import argparse
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
-from tsp_pretrain.digest import code_digest, file_digest
-from tsp_pretrain.features.gvf import global_video_features
+from tsp_pretrain.digest import code_digest, file_digest, tracked_file_digest
+from tsp_pretrain.features.gvf import training_gvf
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.tsp import build_tsp_model
@@ -33,6 +34,7 @@ def main() -> None:
         required=True,
         help="initial encoder's features (for the GVF)",
     )
+    parser.add_argument("--gvf-dir", type=Path, required=True, help="DVC-tracked GVF tables")
     parser.add_argument("--out", type=Path, required=True, help="folder: encoder.pt, checkpoint.pt")
     parser.add_argument("--live", type=Path, required=True, help="dvclive folder")
     args = parser.parse_args()
@@ -41,18 +43,6 @@ def main() -> None:
 
     tables = read_annotations(args.annotations)
     dataset = params.dataset("target")
-    gvf = None
-    if params.gvf and params.objective == "tsp":
-        features, _ = load_features(args.initial_features)
-        gvf = global_video_features(features, params.train.gvf_pool)
-    data = ClipSource(
-        FrameStore(args.frames),
-        tables.subset(dataset.train_subset).segments,
-        tables.subset(dataset.valid_subset).segments,
-        params.clip_len,
-        params.frame_rate,
-        gvf,
-    )
     model = build_tsp_model(
         params.encoder.backbone,
         len(tables.labels),
@@ -60,6 +50,24 @@ def main() -> None:
         objective=params.objective,
         gvf=params.gvf,
         seed=params.seed,
+    )
+    gvf = None
+    if model.uses_gvf:
+        gvf_file = params.train.gvf_file
+        gvf = training_gvf(
+            tables.videos[tables.videos["subset"].isin([dataset.train_subset, dataset.valid_subset])],
+            feature_dim=model.feature_dim,
+            gvf_file=gvf_file,
+            initial_features=None if gvf_file else load_features(args.initial_features)[0],
+            pool=params.train.gvf_pool,
+        )
+    data = ClipSource(
+        FrameStore(args.frames),
+        tables.subset(dataset.train_subset).segments,
+        tables.subset(dataset.valid_subset).segments,
+        params.clip_len,
+        params.frame_rate,
+        gvf,
     )
     run_id = fingerprint(
         code=code_digest(),
@@ -71,6 +79,11 @@ def main() -> None:
         frame_rate=params.frame_rate,
         crop_size=params.transform.crop_size,
         initial=file_digest(args.initial),
+        gvf_file=(
+            tracked_file_digest(params.train.gvf_file, args.gvf_dir, "train.gvf_file")
+            if params.train.gvf_file and model.uses_gvf
+            else None
+        ),
         segments=file_digest(args.annotations / "segments.csv"),
         frames=file_digest(args.frames / "index.json"),
     )

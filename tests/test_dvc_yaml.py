@@ -76,7 +76,7 @@ def test_declared_params_exist():
         for key in spec.get("params", []):
             node = params
             for part in key.split("."):
-                if part == "${key}":
+                if part in ("${key}", "${item}"):
                     break
                 assert part in node, f"stage {name}: param {key} is not in params.yaml"
                 node = node[part]

@@ -186,13 +186,17 @@ class DecodeParams(Section):
 
 
 class EncoderParams(Section):
-    """Which backbone, and how it is initialised before TSP/TAC training."""
+    """Which backbone, and the weights of the initial encoder (stage ``init_encoder``).
+
+    The initial encoder is what TSP/TAC training starts from and, in the extract-only route
+    (``dvc repro extract@initial``), the encoder whose features are extracted.
+    """
 
     backbone: str = Field("r2plus1d_tiny", description="a name in tsp_pretrain.models.registry")
     weights: str = Field(
-        "demo-tac",
-        description="KINETICS400_V1 (torchvision weights name), a checkpoint path, "
-        "demo-tac (action pretraining on the demo's trimmed clips) or none",
+        "models/weights/demo-tac.pt",
+        description="KINETICS400_V1 (torchvision weights name), a checkpoint path (keep it in "
+        "models/weights/ so that DVC tracks it; stage pretrain@NAME writes NAME.pt there) or none",
     )
 
 
@@ -232,13 +236,21 @@ class OptimParams(Section):
 
 
 class PretrainParams(OptimParams):
-    """Action pretraining on the demo's trimmed clips (``encoder.weights: demo-tac`` only).
+    """Action pretraining on trimmed clips (the demo's stand-in for Kinetics): stage pretrain@NAME.
 
-    It has its own seed so that changing the top-level ``seed`` (the fine-tuning seed) reuses
-    the same initial encoder, as a Kinetics checkpoint would be reused.
+    ``runs`` maps a run name to a dataset under ``datasets``; DVC creates one stage
+    ``pretrain@NAME`` per entry, which writes ``models/weights/NAME.pt`` (an ``encoder.weights``
+    path). With no runs (``{}``, as in the presets), no pretraining stage exists and the pipeline
+    needs no trimmed dataset. Runs share these hyper-parameters. The seed is separate from the
+    top-level ``seed`` (the fine-tuning seed), so that changing that one reuses the same initial
+    encoder, as a Kinetics checkpoint would be reused.
     """
 
     seed: int = 0
+    runs: dict[str, str] = Field(
+        default_factory=lambda: {"demo-tac": "pretrain"},
+        description="run name -> dataset name; stage pretrain@NAME writes models/weights/NAME.pt",
+    )
 
 
 class TrainParams(OptimParams):
@@ -247,6 +259,12 @@ class TrainParams(OptimParams):
     alpha_action: float = Field(1.0, ge=0)
     alpha_region: float = Field(1.0, ge=0)
     gvf_pool: Literal["max", "avg"] = "max"
+    gvf_file: str | None = Field(
+        None,
+        description="a GVF table (HDF5, one vector per video keyed by video file stem, e.g. the "
+        "official r2plus1d_34-max_gvf.h5) used instead of pooling the initial encoder's "
+        "features; keep it in data/gvf/ so that DVC tracks it",
+    )
 
 
 class ExtractParams(Section):
@@ -283,6 +301,17 @@ class Params(Section):
     train: TrainParams = TrainParams()
     extract: ExtractParams = ExtractParams()
     evaluate: EvaluateParams = EvaluateParams()
+
+    @model_validator(mode="after")
+    def _check_pretrain_runs(self) -> Params:
+        for run, dataset in self.pretrain.runs.items():
+            if dataset not in self.datasets:
+                known = ", ".join(sorted(self.datasets)) or "(none)"
+                raise ValueError(
+                    f"pretrain.runs.{run} names dataset {dataset!r}, which is not under "
+                    f"'datasets' (known: {known})"
+                )
+        return self
 
     @property
     def clip_seconds(self) -> float:

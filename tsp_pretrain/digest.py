@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from pathlib import Path
 
 
@@ -30,3 +31,23 @@ def file_digest(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def tracked_file_digest(path: str | Path, tracked_dir: str | Path, param: str) -> str:
+    """:func:`file_digest` of a file a param names, warning when DVC cannot see it change.
+
+    Stages depend on a whole folder (``models/weights``, ``data/gvf``) for the files such params
+    may name, because a DVC dependency cannot be optional. A file outside that folder still works,
+    but replacing it would not re-run the stage: the warning says so and how to fix it.
+    """
+    path = Path(path)
+    if not path.resolve().is_relative_to(Path(tracked_dir).resolve()):
+        logging.getLogger(__name__).warning(
+            "%s = %s lies outside %s: DVC does not track it, so replacing the file will not "
+            "re-run this stage; move it into %s and `dvc add` it",
+            param,
+            path,
+            tracked_dir,
+            tracked_dir,
+        )
+    return file_digest(path)

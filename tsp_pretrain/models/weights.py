@@ -19,6 +19,7 @@ import torch
 import torchvision
 from torch import nn
 
+from tsp_pretrain.digest import tracked_file_digest
 from tsp_pretrain.models.registry import BackboneSpec
 
 log = logging.getLogger(__name__)
@@ -170,6 +171,27 @@ def select_backbone_state(
     return selected
 
 
+def _looks_like_path(weights: str) -> bool:
+    return "/" in weights or Path(weights).suffix in (".pt", ".pth", ".ckpt", ".tar")
+
+
+def describe_weights(weights: str, tracked_dir: str | Path) -> dict[str, str]:
+    """Where ``weights`` (a value of ``encoder.weights``, already loaded) came from.
+
+    Recorded in the initial encoder file and, from there, in the feature folder's metadata, so
+    features say which encoder made them. A checkpoint file gets its content digest (with a
+    warning when it lies outside ``tracked_dir``, the folder stage ``init_encoder`` depends on).
+    """
+    if weights == "none":
+        return {"weights": weights, "kind": "random initialisation"}
+    path = Path(weights)
+    if not path.is_file():
+        kind = "released TSP checkpoint" if weights.startswith("tsp:") else "torchvision weights"
+        return {"weights": weights, "kind": kind}
+    digest = tracked_file_digest(path, tracked_dir, "encoder.weights")
+    return {"weights": weights, "kind": "checkpoint file", "digest": digest}
+
+
 def load_encoder_weights(model: nn.Module, spec: BackboneSpec, weights: str) -> None:
     """Initialise ``model`` (``spec``'s network, classifier already removed) from ``weights``.
 
@@ -186,6 +208,12 @@ def load_encoder_weights(model: nn.Module, spec: BackboneSpec, weights: str) -> 
     elif Path(weights).is_file():
         state = read_checkpoint(weights)
         source = str(weights)
+    elif _looks_like_path(weights):
+        raise WeightsError(
+            f"{weights}: no such checkpoint file (encoder.weights). A file in models/weights/ "
+            "named after a pretraining run is written by stage pretrain@<run> (pretrain.runs); "
+            "your own checkpoint: copy it there and `dvc add` it"
+        )
     else:
         names = weight_names(spec)
         raise WeightsError(
