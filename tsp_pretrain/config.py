@@ -191,8 +191,10 @@ class EncoderParams(Section):
     backbone: str = Field("r2plus1d_tiny", description="a name in tsp_pretrain.models.registry")
     weights: str = Field(
         "demo-tac",
-        description="KINETICS400_V1 (torchvision weights name), a checkpoint path, "
-        "demo-tac (action pretraining on the demo's trimmed clips) or none",
+        description="KINETICS400_V1 (torchvision weights name), an official TSP release "
+        "tsp:<backbone>-<release> (e.g. tsp:r2plus1d_34-tac_on_kinetics; the names are in "
+        "tsp_pretrain.models.releases), a checkpoint path, demo-tac (action pretraining on the "
+        "demo's trimmed clips) or none",
     )
 
 
