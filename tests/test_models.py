@@ -24,6 +24,7 @@ from tsp_pretrain.models import (
 
 FEATURE_DIMS = {
     "r2plus1d_18": 512,
+    "r2plus1d_34": 512,
     "r3d_18": 512,
     "mc3_18": 512,
     "s3d": 1024,
@@ -72,10 +73,10 @@ def test_registry_holds_the_required_backbones():
 
 def test_unknown_backbone_lists_valid_names():
     with pytest.raises(UnknownBackboneError) as err:
-        get_backbone("r2plus1d_34")
+        get_backbone("r2plus1d_50")
     message = str(err.value)
-    assert "r2plus1d_34" in message
-    for name in ("r2plus1d_18", "r3d_18", "s3d", "r2plus1d_tiny"):
+    assert "r2plus1d_50" in message
+    for name in ("r2plus1d_18", "r2plus1d_34", "r3d_18", "s3d", "r2plus1d_tiny"):
         assert name in message
     with pytest.raises(UnknownBackboneError):
         build_encoder("resnet50")

@@ -195,8 +195,10 @@ class EncoderParams(Section):
     backbone: str = Field("r2plus1d_tiny", description="a name in tsp_pretrain.models.registry")
     weights: str = Field(
         "models/weights/demo-tac.pt",
-        description="KINETICS400_V1 (torchvision weights name), a checkpoint path (keep it in "
-        "models/weights/ so that DVC tracks it; stage pretrain@NAME writes NAME.pt there) or none",
+        description="KINETICS400_V1 (torchvision weights name), an official TSP release "
+        "tsp:<backbone>-<release> (e.g. tsp:r2plus1d_34-tac_on_kinetics; the names are in "
+        "tsp_pretrain.models.releases), a checkpoint path (keep it in models/weights/ so that "
+        "DVC tracks it; stage pretrain@NAME writes NAME.pt there) or none",
     )
 
 

@@ -17,6 +17,7 @@ from tsp_pretrain.models.registry import (
     UnknownBackboneError,
     get_backbone,
 )
+from tsp_pretrain.models.releases import RELEASES, Release, get_release
 from tsp_pretrain.models.tsp import Objective, TSPModel, build_tsp_model
 from tsp_pretrain.models.weights import (
     CHECKPOINT_PREFIXES,
@@ -34,9 +35,11 @@ __all__ = [
     "BACKGROUND",
     "CHECKPOINT_PREFIXES",
     "GROUP_NAMES",
+    "RELEASES",
     "BackboneSpec",
     "Encoder",
     "Objective",
+    "Release",
     "TSPModel",
     "UnknownBackboneError",
     "WeightsError",
@@ -45,6 +48,7 @@ __all__ = [
     "check_clips",
     "forward_and_loss",
     "get_backbone",
+    "get_release",
     "hub_checkpoint_dir",
     "load_encoder_weights",
     "param_groups",

@@ -16,6 +16,7 @@ from functools import partial
 from torch import nn
 from torchvision.models import video as tv_video
 
+from tsp_pretrain.models.r2plus1d_34 import r2plus1d_34
 from tsp_pretrain.models.tiny import r2plus1d_tiny
 
 
@@ -108,6 +109,8 @@ BACKBONES: dict[str, BackboneSpec] = {
         _spec("swin3d_t", _head, _SWIN_STEM),
         _spec("swin3d_s", _head, _SWIN_STEM),
         _spec("swin3d_b", _head, _SWIN_STEM),
+        # The paper's main encoder; no torchvision weights (its weights are the TSP releases).
+        BackboneSpec("r2plus1d_34", r2plus1d_34, _fc, _RESNET_STEM),
         BackboneSpec("r2plus1d_tiny", r2plus1d_tiny, _fc, _RESNET_STEM),
     )
 }

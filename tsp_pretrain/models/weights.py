@@ -5,13 +5,16 @@ hub cache first and a failed download becomes an error naming the exact file to 
 Checkpoints come in three layouts (a bare torchvision state dict, this project's training
 checkpoint with the backbone under ``backbone.``, the official TSP release with ``features.`` or
 ``module.features.``); instead of filtering keys by substring, the loader finds the one prefix
-under which *all* of the backbone's own keys are present and keeps exactly those.
+under which *all* of the backbone's own keys are present and keeps exactly those. The official
+TSP releases are also reachable by name (``tsp:<backbone>-<release>``, see
+:mod:`tsp_pretrain.models.releases`), cached and reported like torchvision's weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -46,6 +49,27 @@ class WeightsError(RuntimeError):
 def hub_checkpoint_dir() -> Path:
     """Where torchvision caches downloaded weights: ``$TORCH_HOME/hub/checkpoints``."""
     return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def not_cached_error(what: str, file_name: str, url: str, err: BaseException) -> WeightsError:
+    """The error for weights that are neither in the hub cache nor downloadable (e.g. offline).
+
+    It names the exact file to place and the folder, the one fix on a machine without network;
+    torchvision weights and TSP releases share this message.
+    """
+    folder = hub_checkpoint_dir()
+    return WeightsError(
+        f"{what} not cached and could not be downloaded ({type(err).__name__}: {err}). "
+        f"Place the file {file_name} (from {url}) in {folder} (that is "
+        f"$TORCH_HOME/hub/checkpoints; set TORCH_HOME to use another folder)."
+    )
+
+
+def cached_file_error(cached: Path, what: str, url: str, err: BaseException) -> WeightsError:
+    """The error for a cached weights file that does not load (truncated, corrupt, replaced)."""
+    return WeightsError(
+        f"{cached}: cannot load {what} ({err}); replace the file with a fresh copy of {url}"
+    )
 
 
 def weight_names(spec: BackboneSpec) -> list[str]:
@@ -86,23 +110,22 @@ def torchvision_state_dict(spec: BackboneSpec, weights_name: str) -> dict[str, t
         )
     except Exception as err:  # urllib, socket, SSL, hash and unpickling errors alike
         if cached.is_file():
-            raise WeightsError(
-                f"{cached}: cannot load {weights} ({err}); replace the file with "
-                f"a fresh copy of {weights.url}"
-            ) from err
-        raise WeightsError(
-            f"{spec.name}: torchvision weights {weights} are not cached and could not be "
-            f"downloaded ({type(err).__name__}: {err}). Place the file {file_name} "
-            f"(from {weights.url}) in {cached.parent} (that is $TORCH_HOME/hub/checkpoints; "
-            f"set TORCH_HOME to use another folder)."
-        ) from err
+            raise cached_file_error(cached, str(weights), weights.url, err) from err
+        what = f"{spec.name}: torchvision weights {weights} are"
+        raise not_cached_error(what, file_name, weights.url, err) from err
+
+
+# How torch's weights-only unpickler names a class it refuses ("Unsupported global: GLOBAL x.Y").
+_REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
 def read_checkpoint(path: str | Path) -> Mapping[str, torch.Tensor]:
     """The state dict stored in ``path``: either the file itself or its ``"model"`` entry.
 
     Loaded with ``weights_only=True`` (no arbitrary code from pickles); ``argparse.Namespace`` is
-    allowed because the official TSP training checkpoints store their arguments that way.
+    allowed because the official TSP training checkpoints store their arguments that way: it is
+    rebuilt as a plain Namespace of its stored values (nothing is called) and then ignored, like
+    every entry but the state dict. Any other class in the file is refused, and the error names it.
     """
     path = Path(path)
     if not path.is_file():
@@ -111,6 +134,14 @@ def read_checkpoint(path: str | Path) -> Mapping[str, torch.Tensor]:
         with torch.serialization.safe_globals([argparse.Namespace]):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:
+        refused = _REFUSED_GLOBAL.search(str(err))
+        if refused:
+            raise WeightsError(
+                f"{path}: holds an object of class {refused.group(1)}, which loading with "
+                f"weights_only=True refuses (only tensors, plain Python values and "
+                f"argparse.Namespace are read; nothing in a checkpoint is executed). Re-save the "
+                f"checkpoint without it, e.g. with that entry converted to plain values."
+            ) from err
         raise WeightsError(f"{path}: not a loadable torch checkpoint ({err})") from err
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
         obj = obj["model"]
@@ -186,7 +217,9 @@ def describe_weights(weights: str, tracked_dir: str | Path) -> dict[str, str]:
         return {"weights": weights, "kind": "random initialisation"}
     path = Path(weights)
     if not path.is_file():
-        kind = "released TSP checkpoint" if weights.startswith("tsp:") else "torchvision weights"
+        from tsp_pretrain.models.releases import is_release_name  # releases imports this module
+
+        kind = "released TSP checkpoint" if is_release_name(weights) else "torchvision weights"
         return {"weights": weights, "kind": kind}
     digest = tracked_file_digest(path, tracked_dir, "encoder.weights")
     return {"weights": weights, "kind": "checkpoint file", "digest": digest}
@@ -196,13 +229,20 @@ def load_encoder_weights(model: nn.Module, spec: BackboneSpec, weights: str) -> 
     """Initialise ``model`` (``spec``'s network, classifier already removed) from ``weights``.
 
     ``weights`` is ``"none"`` (keep the random initialisation), a torchvision weight name such as
-    ``"KINETICS400_V1"``, or a path to a checkpoint file. Anything else is an error: a string
-    that names neither a torchvision weight nor an existing file is not silently ignored.
+    ``"KINETICS400_V1"``, an official TSP release name such as
+    ``"tsp:r2plus1d_34-tsp_on_activitynet"``, or a path to a checkpoint file. Anything else is an
+    error: a string that names none of these is not silently ignored.
     """
+    # Deferred: releases builds on this module (cache folder, errors, checkpoint reader).
+    from tsp_pretrain.models.releases import is_release_name, release_state_dict
+
     if weights == "none":
         log.info("%s: random initialisation (weights: none)", spec.name)
         return
-    if weights in weight_names(spec) or (weights == "DEFAULT" and spec.torchvision_name):
+    if is_release_name(weights):
+        state = release_state_dict(weights, spec.name)
+        source = weights
+    elif weights in weight_names(spec) or (weights == "DEFAULT" and spec.torchvision_name):
         state = torchvision_state_dict(spec, weights)
         source = f"torchvision {spec.name} {weights}"
     elif Path(weights).is_file():
@@ -218,8 +258,8 @@ def load_encoder_weights(model: nn.Module, spec: BackboneSpec, weights: str) -> 
         names = weight_names(spec)
         raise WeightsError(
             f"{spec.name}: weights {weights!r} is neither 'none', a torchvision weight name "
-            f"({', '.join(names) or 'none published for this backbone'}) nor an existing "
-            f"checkpoint file"
+            f"({', '.join(names) or 'none published for this backbone'}), a TSP release name "
+            f"(tsp:<backbone>-<release>) nor an existing checkpoint file"
         )
     model.load_state_dict(select_backbone_state(state, model, source))
     log.info("%s: initialised from %s", spec.name, source)
