@@ -55,7 +55,9 @@ def main() -> None:
     if model.uses_gvf:
         gvf_file = params.train.gvf_file
         gvf = training_gvf(
-            tables.videos[tables.videos["subset"].isin([dataset.train_subset, dataset.valid_subset])],
+            tables.videos[
+                tables.videos["subset"].isin([dataset.train_subset, dataset.valid_subset])
+            ],
             feature_dim=model.feature_dim,
             gvf_file=gvf_file,
             initial_features=None if gvf_file else load_features(args.initial_features)[0],

@@ -108,7 +108,7 @@ def training_gvf(
     sizes = {len(v) for v in gvf.values()}
     if sizes and sizes != {feature_dim}:
         raise GVFTableError(
-            f"{source}: GVF vectors have size {sorted(sizes)}, the encoder's features {feature_dim}: "
-            "a GVF table made with another backbone?"
+            f"{source}: GVF vectors have size {sorted(sizes)}, the encoder's features "
+            f"{feature_dim}: a GVF table made with another backbone?"
         )
     return gvf
