@@ -262,7 +262,8 @@ def test_h5_equals_the_npy_files_and_its_bytes_are_reproducible(folder, tmp_path
             assert ds.dtype == np.float32 and ds.compression == "gzip"
             np.testing.assert_array_equal(ds[()], np.load(out / f))
             # no creation/modification time stored (it would change the bytes run to run)
-            assert h5py.h5o.get_info(ds.id).mtime == 0
+            info = h5py.h5o.get_info(ds.id)
+            assert (info.atime, info.mtime, info.ctime, info.btime) == (0, 0, 0, 0)
     write_h5(tmp_path / "again.hdf5", out, files)
     assert (tmp_path / "again.hdf5").read_bytes() == (out / "features.hdf5").read_bytes()
     assert not list(out.glob("*partial*"))
@@ -376,3 +377,16 @@ def test_odd_clip_len_is_refused_for_opentad():
         localizers.opentad_config(
             "x", clip_len=15, frame_rate=15, stride=1, feature_dim=8, file_prefix=""
         )
+
+
+def test_files_not_named_by_video_id_are_an_error_for_the_cli(tmp_path):
+    from tsp_pretrain.features.outputs import file_prefix
+
+    assert file_prefix({"a": "v_a.npy", "b": "v_b.npy"}) == "v_"
+    assert file_prefix({"a": "v_a.npy", "b": "b.npy"}) is None  # two prefixes
+    assert file_prefix({"a": "clip_7.npy"}) is None  # the stem does not end in the id
+    (tmp_path / "meta.json").write_text(json.dumps({"file_prefix": None, "feature_dim": 8}))
+    with pytest.raises(localizers.LocalizerConfigError, match="not all named"):
+        localizers.main([str(tmp_path)])
+    with pytest.raises(FileNotFoundError, match="run the extract stage"):
+        localizers.main([str(tmp_path / "nothing")])
