@@ -15,7 +15,7 @@ Two localizers are covered, each read from its own loader code:
   ``(t * fps - offset_frames) / (feature_stride * sample_stride)``: row k is centred at
   ``(k * feature_stride * sample_stride + offset_frames) / fps``.
 
-Both agree with this project's rule (:func:`tsp_pretrain.features.outputs.row_time`): row k is
+Both agree with this project's rule (``row_time`` in ``meta.json``, docs/localizers.md): row k is
 the clip starting at frame ``k * stride`` of the video resampled to ``frame_rate``, centred at
 ``(k * stride + clip_len / 2) / frame_rate``. So ``feat_stride = feature_stride = stride``,
 ``num_frames = clip_len``, ``offset_frames = clip_len / 2``, ``fps = frame_rate`` (the rate the

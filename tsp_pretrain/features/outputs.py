@@ -207,11 +207,6 @@ def encoder_description(state: Mapping, path: str | Path, digest: str) -> dict:
     }
 
 
-def row_time(k: np.ndarray | int, *, clip_len: int, stride: int, fps: float) -> np.ndarray:
-    """Centre, in seconds, of the clip behind feature row ``k`` (the one time rule)."""
-    return (np.asarray(k) * stride + clip_len / 2) / fps
-
-
 def build_meta(
     folder: Path,
     files: Mapping[str, str],
