@@ -1,7 +1,10 @@
 """Stage `extract@<encoder>`: sliding-window clip features of every target video.
 
 Reads `clip_len`, `frame_rate`, `extract` and `transform`. One T x F `.npy` per video (named after
-the video file, e.g. v_<id>.npy, as localisers expect), `clips.csv` with clip times, resumable.
+the video file, e.g. v_<id>.npy, as localisers expect), `clips.csv` with clip times, resumable;
+then `meta.json`, `missing_files.txt` (the annotated videos without features: the annotation
+report's skipped videos and the videos missing from the frame store) and the optional HDF5 and
+fixed-length copies (docs/localizers.md).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from pathlib import Path
 from tsp_pretrain.config import load_params
 from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.extract import extract_dataset
+from tsp_pretrain.features.outputs import annotated_but_skipped, encoder_description
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.device import pick_device
 from tsp_pretrain.models.encoder import build_encoder
@@ -53,6 +57,10 @@ def main() -> None:
         crop_size=params.transform.crop_size,
         batch_size=params.extract.batch_size,
         device=pick_device(params.extract.device),
+        encoder_info=encoder_description(state, args.encoder, settings["encoder"]),
+        skipped=annotated_but_skipped(args.annotations),
+        h5=params.extract.h5,
+        fixed_length=params.extract.fixed_length,
     )
     log.info("features -> %s: %s", args.out, counts)
 

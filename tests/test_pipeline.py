@@ -41,7 +41,7 @@ TINY = {
     "transform": {"crop_size": 16},
     "pretrain": {"epochs": 1, "batch_size": 8, "clips_per_segment": 2},
     "train": {"epochs": 2, "batch_size": 8, "clips_per_segment": 2},
-    "extract": {"stride": 4},
+    "extract": {"stride": 4, "h5": True, "fixed_length": 10},  # the resume check covers them
     "evaluate": {"n_bootstrap": 200, "num_timeline_videos": 2},
 }
 

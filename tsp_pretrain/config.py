@@ -275,6 +275,12 @@ class ExtractParams(Section):
     stride: int = Field(16, ge=1, description="frames between clip starts")
     batch_size: int = Field(32, ge=1)
     device: str = "auto"
+    # Extra copies of the features, rebuilt from the per-video .npy files after extraction
+    # (see tsp_pretrain.features.outputs and docs/localizers.md).
+    h5: bool = Field(False, description="also write features.hdf5, one dataset per video")
+    fixed_length: int = Field(
+        0, ge=0, description="0: off; L: also write resized_L/, every video resampled to L rows"
+    )
 
 
 class EvaluateParams(Section):

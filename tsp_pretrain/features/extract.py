@@ -14,7 +14,8 @@ trust them drop those rows).
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -26,6 +27,7 @@ from tqdm import tqdm
 from tsp_pretrain.atomic import write_csv
 from tsp_pretrain.data.sampling import overlaps_lost, sliding_windows
 from tsp_pretrain.data.transforms import EvalPreset
+from tsp_pretrain.features.outputs import write_derived
 from tsp_pretrain.features.store import CLIPS_FILE, FeatureIndex, write_features
 from tsp_pretrain.video.store import FrameStore, FrameStoreError, StoredFrames
 
@@ -107,12 +109,20 @@ def extract_dataset(
     crop_size: int,
     batch_size: int,
     device: torch.device,
+    encoder_info: Mapping | None = None,
+    skipped: Iterable[str] = (),
+    h5: bool = False,
+    fixed_length: int = 0,
     progress: bool = True,
 ) -> dict[str, int]:
     """Extract features for every video of ``videos`` (columns video_id, filename).
 
     Videos missing from the frame store (skipped at decoding) are skipped and counted. Returns
-    counts: extracted, reused, missing.
+    counts: extracted, reused, missing. Then the derived outputs are rebuilt from the ``.npy``
+    files (:mod:`tsp_pretrain.features.outputs`): ``meta.json`` (``encoder_info`` describes the
+    encoder), ``missing_files.txt`` (the store's missing videos plus ``skipped``, the annotated
+    videos the annotation stage left out), and optionally ``features.hdf5`` (``h5``) and
+    ``resized_<fixed_length>/``.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -120,10 +130,11 @@ def extract_dataset(
     keep = {e["file"] for e in index.videos.values()} | {"index.json", CLIPS_FILE}
     for path in out_dir.iterdir():
         if path.name not in keep:
-            path.unlink()
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
     encoder.eval().to(device)
     preset = EvalPreset(crop_size=crop_size)
     counts = {"extracted": 0, "reused": 0, "missing": 0}
+    missing = set(skipped)
     wanted = videos[["video_id", "filename"]].itertuples(index=False)
     for video_id, filename in tqdm(
         list(wanted), desc="extract", unit="video", disable=not progress
@@ -136,6 +147,7 @@ def extract_dataset(
                 "video %s is not in the frame store (see the decode report): skipped", video_id
             )
             counts["missing"] += 1
+            missing.add(video_id)
             continue
         feats, starts = extract_video(
             encoder,
@@ -158,6 +170,19 @@ def extract_dataset(
         index.save()
         counts["extracted"] += 1
     _write_clips_table(index, out_dir, clip_len, stride, frame_rate)
+    write_derived(
+        out_dir,
+        {vid: entry["file"] for vid, entry in index.videos.items()},
+        missing - set(index.videos),
+        meta={
+            "clip_len": clip_len,
+            "stride": stride,
+            "fps": frame_rate,
+            "encoder": dict(encoder_info or {}),
+        },
+        h5=h5,
+        fixed_length=fixed_length,
+    )
     return counts
 
 

@@ -3,9 +3,12 @@
 Layout (what downstream localisers such as ActionFormer read, one file per video)::
 
     <dir>/<file stem>.npy   features, one row per clip (the stem is the video file's, e.g. v_<id>)
-    <dir>/clips.csv         video_id, clip_index, start_frame, t_start, t_end
+    <dir>/clips.csv         video_id, clip_index, start_frame, t_start, t_end, lost_frames
     <dir>/index.json        settings (encoder digest, clip_len, stride, frame_rate) and, per video,
                             the feature file and its number of clips
+    <dir>/meta.json, missing_files.txt, [features.hdf5], [resized_<L>/]
+                            rebuilt from the .npy files after every run: how localizers read the
+                            folder (:mod:`tsp_pretrain.features.outputs`, docs/localizers.md)
 
 A video is extracted once per settings: a resumed run skips videos already in the index with the
 same settings; any change of settings empties the folder first.
