@@ -18,7 +18,7 @@ from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.tables import read_annotations
-from tsp_pretrain.training.checkpoint import fingerprint, save_encoder
+from tsp_pretrain.training.checkpoint import fingerprint, load_encoder_file, save_encoder
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.store import FrameStore
 
@@ -108,7 +108,13 @@ def main() -> None:
         model.backbone,
         backbone_name=params.encoder.backbone,
         feature_dim=model.feature_dim,
-        info={"objective": params.objective, "gvf": params.gvf, "metrics": metrics},
+        info={
+            # the starting point, so that the features' meta.json says what was fine-tuned
+            "weights": load_encoder_file(args.initial)["info"].get("weights"),
+            "objective": params.objective,
+            "gvf": params.gvf,
+            "metrics": metrics,
+        },
     )
     log.info("trained encoder -> %s", args.out / "encoder.pt")
 

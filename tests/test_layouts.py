@@ -262,5 +262,9 @@ def test_features_from_a_release_name_in_one_command(repo, layout, tmp_path):
         assert len(feats) == (45 - 8) // 4 + 1, (video_id, feats.shape)
     produced = sorted(p.stem for p in out.glob("*.npy"))
     assert produced == sorted(expected.values())
-    initial = torch.load(root / "models/initial.pt", weights_only=False)
-    assert initial["info"]["weights"] == RELEASE
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["encoder"]["weights"] == RELEASE and meta["encoder"]["backbone"] == "r2plus1d_18"
+    assert meta["num_videos"] == len(expected) and meta["feature_dim"] == 512
+    assert (out / "missing_files.txt").read_text() == ""
+    # a localizer finds each video's file as prefix + video id + .npy
+    assert all(meta["file_prefix"] + vid == stem for vid, stem in expected.items()), meta
