@@ -17,11 +17,12 @@ texture that pans, several moving shapes, sensor noise, compressed as a download
 per minute of video per store, decode throughput (seconds of video per CPU-second: the decode
 runs in one process and x264 in one thread, so that is per core), and random 16-frame clip reads
 per second in one process and in two worker processes, raw and with the training transform
-(random crop 112, flip, normalise: what a DataLoader worker does per clip).
+(random crop 112, flip, normalise: what a DataLoader worker does per clip). ``--source 1280x720``
+renders a 720p source instead (decoding cost grows with the source's pixels).
 
     python bench/frame_store.py [--videos 4 --seconds 30]
     python bench/frame_store.py --memory [--seconds 12]
-    python bench/frame_store.py --scale [--seconds 120]
+    python bench/frame_store.py --scale [--seconds 120 --source 640x360]
 """
 
 from __future__ import annotations
