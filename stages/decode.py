@@ -33,9 +33,10 @@ def main() -> None:
     videos = pd.read_csv(args.annotations / "videos.csv", dtype={"video_id": str})
     settings = StoreSettings(
         params.frame_rate,
-        params.decode.short_side,
+        params.decode.stored_short_side,
         params.decode.store,
         code=code_digest("video/decode.py", "video/encode.py", "video/store.py", "video/probe.py"),
+        frame_size=params.decode.frame_size,
     )
     report = decode_dataset(
         videos,

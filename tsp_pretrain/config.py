@@ -11,7 +11,7 @@ Stages call :func:`load_params` once and read only the sections they declare in 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -171,10 +171,28 @@ class AnnotationParams(Section):
     )
 
 
-class DecodeParams(Section):
-    """Frame decoding into the per-video frame store."""
+_Side = Annotated[int, Field(ge=8)]
 
-    short_side: int = Field(128, ge=8, description="frames are resized so the short side is this")
+
+class DecodeParams(Section):
+    """Frame decoding into the per-video frame store.
+
+    Two size rules: ``short_side`` (default; aspect ratio kept) or ``frame_size: [H, W]``, which
+    resizes every frame to exactly ``H x W``, aspect ratio not kept, as the official recipe does
+    (128 x 171, then a 112 crop): features comparable with the released ones need
+    ``frame_size: [128, 171]`` on 16:9 footage. Odd sides are allowed in both stores: 171 is the
+    recipe's width, and rounding it to 172 would change the recipe; the mp4 store, whose
+    yuv420p coding refuses odd sizes, codes such frames padded by one repeated column and crops it
+    off when reading (:func:`tsp_pretrain.video.store.write_mp4`), so both stores hold exactly
+    ``H x W``.
+    """
+
+    short_side: int = Field(
+        128, ge=8, description="frames are resized so the short side is this (no frame_size)"
+    )
+    frame_size: tuple[_Side, _Side] | None = Field(
+        None, description="[H, W]: every frame resized to exactly this (overrides short_side)"
+    )
     store: Literal["npy", "mp4"] = "npy"
     workers: int = Field(2, ge=1)
     min_readable_fraction: float = Field(
@@ -183,6 +201,12 @@ class DecodeParams(Section):
         le=1,
         description="a video with corrupt stretches is kept when at least this fraction decodes",
     )
+
+    @property
+    def stored_short_side(self) -> int | None:
+        """The short side the store is decoded with: None when ``frame_size`` fixes the size, so
+        that editing the unused ``short_side`` re-decodes nothing."""
+        return None if self.frame_size is not None else self.short_side
 
 
 class EncoderParams(Section):

@@ -5,7 +5,11 @@ recipe's ``ffmpeg -filter:v fps=...`` re-encode). Its rule: output frame k (time
 after the first frame) is the last source frame that starts before (k + 0.5) / frame_rate, i.e.
 source frame ``ceil((k + 0.5) * source_fps / frame_rate) - 1``: every 2nd frame for 30 -> 15 fps.
 Resizing uses FFmpeg's ``scale`` filter (area interpolation, which does not alias on
-downscaling) to a fixed short side; the RGB conversion is PyAV's ``to_ndarray(format="rgb24")``,
+downscaling) either to a fixed short side (aspect ratio kept) or, with ``frame_size``, to exactly
+``H x W`` whatever the source's aspect ratio: the official recipe resizes every frame to
+128 x 171 and centre-crops 112, so only ``frame_size: [128, 171]`` gives its field of view on
+16:9 footage (a short side of 128 stores 128 x 228, whose 112 crop sees 49% of the width instead
+of 65%). The RGB conversion is PyAV's ``to_ndarray(format="rgb24")``,
 identical to a direct decode.
 
 :func:`decode_dataset` runs over a videos table in parallel processes, skips videos already decoded
@@ -66,11 +70,25 @@ class DecodeError(RuntimeError):
 _SKIPPABLE = (DecodeError, av.error.FFmpegError, OSError, ValueError)
 
 
-def target_size(height: int, width: int, short_side: int, even: bool) -> tuple[int, int]:
-    """(height, width) with the short side scaled to ``short_side``, aspect ratio kept.
+def target_size(
+    height: int,
+    width: int,
+    short_side: int | None,
+    even: bool,
+    frame_size: tuple[int, int] | None = None,
+) -> tuple[int, int]:
+    """(height, width) a ``height x width`` frame is stored at.
 
-    ``even`` rounds both sides to even numbers (H.264 with yuv420p refuses odd sizes).
+    With ``frame_size``: exactly that, aspect ratio not kept (the recipe's rule); odd sides are
+    kept too (the mp4 store pads them, :func:`tsp_pretrain.video.store.write_mp4`). Else the short
+    side scaled to ``short_side``, aspect ratio kept; ``even`` then rounds both sides to even
+    numbers (H.264 with yuv420p refuses odd sizes). ``short_side=None`` and no ``frame_size``:
+    the size unchanged.
     """
+    if frame_size is not None:
+        return int(frame_size[0]), int(frame_size[1])
+    if short_side is None:
+        return height, width
     scale = short_side / min(height, width)
     step = 2 if even else 1
     return step * round(height * scale / step), step * round(width * scale / step)
@@ -153,12 +171,14 @@ def decode_frames(
     short_side: int | None,
     even: bool = False,
     report: DecodeLog | None = None,
+    frame_size: tuple[int, int] | None = None,
 ) -> Iterator[np.ndarray]:
     """Yield RGB uint8 ``H x W x 3`` frames of ``path`` resampled to ``frame_rate``.
 
     Frames are shown as displayed: a display rotation (phone videos) is applied as FFmpeg's
     command line does (:func:`tsp_pretrain.video.probe.display_transform`), before resizing.
-    ``short_side=None`` keeps the (displayed) source size.
+    ``short_side=None`` keeps the (displayed) source size; ``frame_size=(H, W)`` resizes every
+    frame to exactly ``H x W`` instead (see :func:`target_size`).
 
     Packets the decoder rejects (corrupt data) are skipped, as FFmpeg does, and decoding goes on
     with the next one; the frames decoded after a rejected packet up to the next keyframe that
@@ -189,10 +209,9 @@ def decode_frames(
             height, width = stream.codec_context.height, stream.codec_context.width
             if angle in (90, 270):
                 height, width = width, height
-            if short_side is not None:
-                h, w = target_size(height, width, short_side, even)
-                if (h, w) != (height, width):
-                    chain.append(g.add("scale", f"w={w}:h={h}:flags=area"))
+            h, w = target_size(height, width, short_side, even, frame_size)
+            if (h, w) != (height, width):
+                chain.append(g.add("scale", f"w={w}:h={h}:flags=area"))
             chain.append(g.add("buffersink"))
             for a, b in itertools.pairwise(chain):
                 a.link_to(b)
@@ -308,7 +327,12 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
     log_ = DecodeLog()
     expected = job.duration * rate
     frames = decode_frames(
-        source, rate, job.settings.short_side, even=job.settings.store == "mp4", report=log_
+        source,
+        rate,
+        job.settings.short_side,
+        even=job.settings.store == "mp4",
+        report=log_,
+        frame_size=job.settings.frame_size,
     )
     if math.isfinite(expected):
         frames = pad_tail(frames, log_, round(expected))
@@ -408,21 +432,20 @@ ASSUMED_ASPECT = 16 / 9
 def estimate_store_bytes(videos: pd.DataFrame, settings: StoreSettings) -> int:
     """Bytes the store needs for ``videos`` (columns duration, optional width and height).
 
-    Frames: duration x ``frame_rate``; frame size: the short side scaled to
-    ``settings.short_side`` with the video's aspect ratio (``width``/``height`` columns when the
-    table has them, else :data:`ASSUMED_ASPECT`); bytes per frame from
+    Frames: duration x ``frame_rate``; frame size: ``settings.frame_size`` when set, else the
+    short side scaled to ``settings.short_side`` with the video's aspect ratio (``width``/``height``
+    columns when the table has them, else :data:`ASSUMED_ASPECT`); bytes per frame from
     :func:`tsp_pretrain.video.store.stored_frame_bytes`.
     """
     total = 0.0
     has_size = {"width", "height"} <= set(videos.columns)
     even = settings.store == "mp4"
-    default = target_size(
-        settings.short_side, round(settings.short_side * ASSUMED_ASPECT), settings.short_side, even
-    )
+    side, fixed = settings.short_side, settings.frame_size
+    default = fixed or target_size(side, round(side * ASSUMED_ASPECT), side, even)
     for row in videos.itertuples(index=False):
         size = default
-        if has_size and row.width > 0 and row.height > 0:
-            size = target_size(int(row.height), int(row.width), settings.short_side, even)
+        if fixed is None and has_size and row.width > 0 and row.height > 0:
+            size = target_size(int(row.height), int(row.width), side, even)
         frames = float(row.duration) * settings.frame_rate
         if math.isfinite(frames):
             total += frames * stored_frame_bytes(*size, settings.store)
@@ -437,11 +460,16 @@ def check_disk_space(out_dir: Path, videos: pd.DataFrame, settings: StoreSetting
         return
     other = "mp4" if settings.store == "npy" else "npy"
     alt = estimate_store_bytes(videos, replace(settings, store=other))
+    size = (
+        f"decode.short_side (now {settings.short_side})"
+        if settings.frame_size is None
+        else f"decode.frame_size (now {list(settings.frame_size)})"
+    )
     raise DiskSpaceError(
         f"decode: the {settings.store} frame store needs ~{needed / 1e9:.1f} GB in {out_dir} for "
         f"{len(videos)} videos, {free / 1e9:.1f} GB free: free space, "
         + (f"choose decode.store: mp4 (~{alt / 1e9:.1f} GB), " if other == "mp4" else "")
-        + f"or lower decode.short_side (now {settings.short_side})"
+        + f"or lower {size}"
     )
 
 

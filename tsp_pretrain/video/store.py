@@ -49,12 +49,27 @@ MP4_BYTES_PER_PIXEL = 0.15
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """Everything that determines a stored video's content; a change means re-decoding."""
+    """Everything that determines a stored video's content; a change means re-decoding.
+
+    The size rule is one of two: ``short_side`` (aspect ratio kept) or ``frame_size`` (every
+    frame resized to exactly ``(H, W)``, as the official recipe does); exactly one is set (see
+    :attr:`tsp_pretrain.config.DecodeParams.stored_short_side`).
+    """
 
     frame_rate: float
-    short_side: int
+    short_side: int | None
     store: str  # "npy" or "mp4"
     code: str = ""  # digest of the decoding code (tsp_pretrain.digest.code_digest)
+    frame_size: tuple[int, int] | None = None
+
+    def __post_init__(self) -> None:
+        if self.frame_size is not None:  # a list when read back from index.json
+            object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
+        if (self.short_side is None) == (self.frame_size is None):
+            raise ValueError(
+                f"StoreSettings needs exactly one of short_side ({self.short_side}) and "
+                f"frame_size ({self.frame_size})"
+            )
 
     @property
     def suffix(self) -> str:
@@ -102,7 +117,7 @@ def read_index(root: str | Path) -> dict[str, StoredVideo]:
     for vid, entry in data.get("videos", {}).items():
         try:
             entries[vid] = StoredVideo.from_json(entry)
-        except (TypeError, KeyError):
+        except (TypeError, KeyError, ValueError):
             outdated.append(vid)
     if outdated:
         log.warning(
@@ -124,8 +139,11 @@ def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
 
 
 def stored_frame_bytes(height: int, width: int, store: str) -> float:
-    """Bytes one stored frame takes: exact for npy (raw RGB), an estimate for mp4."""
-    return height * width * (3 if store == "npy" else MP4_BYTES_PER_PIXEL)
+    """Bytes one stored frame takes: exact for npy (raw RGB), an estimate for mp4 (coded size)."""
+    if store == "npy":
+        return height * width * 3
+    coded_h, coded_w = even_size(height, width)
+    return coded_h * coded_w * MP4_BYTES_PER_PIXEL
 
 
 def _npy_header(num_frames: int, shape: tuple[int, ...]) -> bytes:
@@ -161,12 +179,51 @@ def write_npy(path: Path, frames: Iterator[np.ndarray]) -> tuple[int, int, int]:
     return count, shape[0], shape[1]
 
 
+def even_size(height: int, width: int) -> tuple[int, int]:
+    """The coded size of an mp4-stored frame of ``height x width``: both rounded up to even."""
+    return height + height % 2, width + width % 2
+
+
+def _pad_to_even(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Frames with an odd side extended by repeating their last row / column.
+
+    yuv420p (what libx264 writes and every decoder reads) halves the chroma planes, so it cannot
+    hold an odd width such as the recipe's 171. The mp4 store codes such frames one column (row)
+    larger and the reader crops it off again (:meth:`StoredFrames._decode_range`): the stored
+    frames keep exactly the requested size in both stores, and the padding column, a copy of its
+    neighbour, only shares chroma samples with it.
+    """
+    for frame in frames:
+        h, w = frame.shape[:2]
+        if h % 2 or w % 2:
+            frame = np.pad(frame, ((0, h % 2), (0, w % 2), (0, 0)), mode="edge")
+        yield frame
+
+
 def write_mp4(path: Path, frames: Iterator[np.ndarray], frame_rate: float) -> tuple[int, int, int]:
-    """Re-encode frames as H.264 with keyframes every :data:`MP4_KEYINT` frames (pts = index)."""
+    """Re-encode frames as H.264 with keyframes every :data:`MP4_KEYINT` frames (pts = index).
+
+    Odd sizes are coded padded to even (see :func:`_pad_to_even`); the returned (num_frames,
+    height, width) is the size before padding, the one the index records and readers return.
+    """
+    shape: list[tuple[int, int]] = []
+
+    def record(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+        for frame in frames:
+            if not shape:
+                shape.append(frame.shape[:2])
+            yield frame
+
     try:
-        return write_h264(path, frames, frame_rate, x264_options(MP4_CRF, keyint=MP4_KEYINT))
+        count, _, _ = write_h264(
+            path,
+            _pad_to_even(record(frames)),
+            frame_rate,
+            x264_options(MP4_CRF, keyint=MP4_KEYINT),
+        )
     except EncodeError as err:
         raise FrameStoreError(str(err)) from None
+    return count, shape[0][0], shape[0][1]
 
 
 # --------------------------------------------------------------------------------------- readers
@@ -268,9 +325,10 @@ class StoredFrames:
             for start in range(0, self.num_frames, self.CHUNK):
                 yield from self._read_npy(start, min(start + self.CHUNK, self.num_frames))
         else:
+            h, w = self.entry.height, self.entry.width
             with av.open(str(self.path)) as container:
                 for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format="rgb24")
+                    yield frame.to_ndarray(format="rgb24")[:h, :w]  # off: odd sizes' padding
 
     def _decode_range(self, first: int, stop: int) -> np.ndarray:
         rate = self.entry.settings.frame_rate
@@ -285,7 +343,10 @@ class StoredFrames:
                     continue
                 if index >= stop:
                     break
-                out.append(frame.to_ndarray(format="rgb24"))
+                # [:h, :w]: drop the padding of an odd size (see _pad_to_even)
+                out.append(
+                    frame.to_ndarray(format="rgb24")[: self.entry.height, : self.entry.width]
+                )
         if len(out) != stop - first:
             raise FrameStoreError(
                 f"{self.path}: expected frames {first}..{stop - 1}, decoded {len(out)}; "
