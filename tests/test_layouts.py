@@ -25,8 +25,8 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from videos import write_coded, write_video
 
-from tests.videos import write_coded, write_video
 from tsp_pretrain.models.registry import get_backbone
 from tsp_pretrain.models.releases import get_release
 
