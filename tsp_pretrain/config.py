@@ -274,8 +274,9 @@ class PretrainParams(OptimParams):
 
     seed: int = 0
     runs: dict[str, str] = Field(
-        default_factory=lambda: {"demo-tac": "pretrain"},
-        description="run name -> dataset name; stage pretrain@NAME writes models/weights/NAME.pt",
+        default_factory=dict,
+        description="run name -> dataset name; stage pretrain@NAME writes models/weights/NAME.pt "
+        "(none by default; the demo's params.yaml has demo-tac: pretrain)",
     )
 
 
