@@ -19,6 +19,7 @@ from tsp_pretrain.video import decode as decode_module
 from tsp_pretrain.video.decode import decode_dataset
 from tsp_pretrain.video.store import (
     FrameStore,
+    StoredFrames,
     StoredVideo,
     StoreSettings,
     write_npy,
@@ -162,3 +163,18 @@ def test_the_decode_side_does_not_import_torch():
         "clip = StoredFrames(p, entry).read_clip(0, 3)\n"
         "assert type(clip).__module__ == 'torch' and tuple(clip.shape) == (3, 2, 2, 3)"
     )
+
+
+def test_mp4_clips_decoded_in_one_thread_have_the_same_pixels(tmp_path, monkeypatch):
+    write_video(tmp_path / "v" / "a.mp4", num_frames=90, height=34, width=50)
+    settings = StoreSettings(frame_rate=15, short_side=None, store="mp4", frame_size=(17, 25))
+    out = tmp_path / "f"
+    decode_dataset(_table("a"), tmp_path / "v", out, settings, progress=False)
+    starts = [0, 3, 15, 16, 17, 29, 40]
+    monkeypatch.setattr(StoredFrames, "DECODE_THREADS", 0)  # FFmpeg's default, as before
+    before = [FrameStore(out).open("a").read_clip(s, 16).numpy() for s in starts]
+    monkeypatch.setattr(StoredFrames, "DECODE_THREADS", 1)
+    video = FrameStore(out).open("a")
+    for start, clip in zip(starts, before, strict=True):
+        np.testing.assert_array_equal(video.read_clip(start, 16).numpy(), clip)
+    np.testing.assert_array_equal(np.stack(list(video.iter_frames()))[3:19], before[1])

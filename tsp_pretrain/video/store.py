@@ -303,6 +303,11 @@ class StoredFrames:
 
     #: Frames read at once by :meth:`iter_frames` from an npy file.
     CHUNK = 64
+    #: Decoder threads per mp4 clip read. FFmpeg's default (0: one per core, slice threading)
+    #: starts that many threads at every container open and gains nothing: the store's frames
+    #: are coded as one slice each (x264 with ``threads=1``). DataLoader workers already give
+    #: one core each. Measured in ``bench/input_pipeline.py`` (docs/performance.md).
+    DECODE_THREADS = 1
 
     def __init__(self, path: Path, entry: StoredVideo) -> None:
         self.path = path
@@ -400,6 +405,7 @@ class StoredFrames:
         out = []
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
+            stream.codec_context.thread_count = self.DECODE_THREADS
             target = int(first / rate / stream.time_base)
             container.seek(target, stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
