@@ -47,11 +47,14 @@ from tsp_pretrain.video.store import (
     FrameStoreError,
     StoredVideo,
     StoreSettings,
+    commit_index,
     read_index,
+    read_pending_entries,
     stored_frame_bytes,
     write_index,
     write_mp4,
     write_npy,
+    write_pending_entry,
 )
 
 log = logging.getLogger(__name__)
@@ -502,12 +505,18 @@ def decode_dataset(
     removed first, so a failure never leaves anything but ``index.json`` and finished videos.
     Before decoding, the store's size is estimated and :class:`DiskSpaceError` raised when the
     disk cannot hold it. A video with lost frames is kept when at least
-    ``min_readable_fraction`` of it decodes. The index is rewritten after every finished video,
-    so an interrupted run resumes where it stopped.
+    ``min_readable_fraction`` of it decodes.
+
+    Bookkeeping costs the same per video however large the store: each finished video's entry is
+    written to a small file of its own (:func:`tsp_pretrain.video.store.write_pending_entry`), and
+    ``index.json`` is written twice per run, at the start (what is reused) and at the end (the
+    complete index, entry files deleted), also when the run stops on an exception. A killed run's
+    entry files are merged when the next run starts, so it resumes where it stopped.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = read_index(out_dir)
+    index.update(read_pending_entries(out_dir))  # videos a killed run finished
     report = DecodeReport()
     jobs = [
         DecodeJob(
@@ -531,11 +540,13 @@ def decode_dataset(
         else:
             index.pop(job.video_id, None)
             todo.append(job)
+    # The index first: then the sweep may delete the merged entry files (and a kill in between
+    # loses nothing).
+    write_index(out_dir, index)
     known_files = {e.file for e in index.values()}
-    for path in out_dir.iterdir():  # stale and outdated videos, partial files of a killed run
+    for path in out_dir.iterdir():  # stale and outdated videos, partial files, entry files
         if path.is_file() and path.name != INDEX_FILE and path.name not in known_files:
             path.unlink()
-    write_index(out_dir, index)
     check_disk_space(out_dir, videos[videos["video_id"].isin({j.video_id for j in todo})], settings)
     if report.reused:
         log.info("reusing %d videos already decoded with these settings", len(report.reused))
@@ -556,7 +567,7 @@ def decode_dataset(
                     log_.lost_frames,
                     job.source,
                 )
-            write_index(out_dir, index)
+            write_pending_entry(out_dir, entry)
         else:
             log.warning("skipping %s: %s", job.video_id, error)
             report.skipped.append(
@@ -564,24 +575,27 @@ def decode_dataset(
             )
 
     bar = tqdm(total=len(todo), desc="decode", unit="video", disable=not progress)
-    if workers <= 1:
-        for job in todo:
-            try:
-                finish(job, _decode_one(job), None)
-            except _SKIPPABLE as err:
-                finish(job, None, err)
-            bar.update()
-    else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-            pending: dict[Future, DecodeJob] = {pool.submit(_decode_one, j): j for j in todo}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    job = pending.pop(future)
-                    error = future.exception()
-                    if error is not None and not isinstance(error, _SKIPPABLE):
-                        raise error
-                    finish(job, None if error else future.result(), error)
-                    bar.update()
-    bar.close()
+    try:
+        if workers <= 1:
+            for job in todo:
+                try:
+                    finish(job, _decode_one(job), None)
+                except _SKIPPABLE as err:
+                    finish(job, None, err)
+                bar.update()
+        else:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+                pending: dict[Future, DecodeJob] = {pool.submit(_decode_one, j): j for j in todo}
+                while pending:
+                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        job = pending.pop(future)
+                        error = future.exception()
+                        if error is not None and not isinstance(error, _SKIPPABLE):
+                            raise error
+                        finish(job, None if error else future.result(), error)
+                        bar.update()
+    finally:  # the complete index, once, whatever stopped the loop
+        commit_index(out_dir, index)
+        bar.close()
     return report

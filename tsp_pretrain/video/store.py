@@ -13,6 +13,15 @@ one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-sto
 
 ``index.json`` beside the files records, per video, the settings it was decoded with and its frame
 count; it is what makes the decode stage resumable and what readers trust for ``num_frames``.
+While the decode stage runs, each finished video's entry is written alone beside its file
+(``<video_id>.entry.json``, :func:`write_pending_entry`): rewriting the whole index after every
+video made the bookkeeping quadratic in the number of videos (85 minutes at 20,000). The stage
+merges them into ``index.json`` when it ends, and a run killed before that merges them when it
+resumes (:func:`read_pending_entries`, :func:`commit_index`); a finished store holds no entry file.
+
+This module does not import torch: the decode stage's worker processes import it, and each would
+spend a second importing torch for nothing. Only :meth:`StoredFrames.read_clip`, which returns a
+tensor, imports it, when first called (in a process that reads clips, torch is loaded anyway).
 
 Clips that run past the end of a video are padded by repeating the last frame (the official TSP
 loader crashed on such clips near video ends; here they are legal and documented).
@@ -26,19 +35,23 @@ import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 import av
 import numpy as np
-import torch
 
 from tsp_pretrain.atomic import atomic_path, write_json
 
 from .encode import EncodeError, write_h264, x264_options
 
+if TYPE_CHECKING:
+    import torch
+
 log = logging.getLogger(__name__)
 
 INDEX_FILE = "index.json"
+#: Name ending of the per-video entry files written while the decode stage runs.
+PENDING_SUFFIX = ".entry.json"
 MP4_KEYINT = 16
 MP4_CRF = 18
 #: Stored bytes per pixel of the mp4 store, for disk estimates: 0.06 was measured on the
@@ -133,6 +146,51 @@ def write_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
     """Atomically replace the index, so an interrupted run never leaves a half-written one."""
     document = {"videos": {vid: entries[vid].to_json() for vid in sorted(entries)}}
     write_json(Path(root) / INDEX_FILE, document, indent=1, sort_keys=False)
+
+
+def pending_entry_path(root: str | Path, video_id: str) -> Path:
+    """Where :func:`write_pending_entry` puts ``video_id``'s entry (never a frames file's name:
+    those end in ``.npy`` or ``.mp4``)."""
+    return Path(root) / f"{video_id}{PENDING_SUFFIX}"
+
+
+def write_pending_entry(root: str | Path, entry: StoredVideo) -> None:
+    """Record one finished video in a file of its own, atomically: constant cost per video.
+
+    Written after the video's frames file, so an entry always names a complete file; a run killed
+    between the two leaves a frames file without an entry, which the next run removes and
+    decodes again.
+    """
+    write_json(pending_entry_path(root, entry.video_id), entry.to_json(), indent=1, sort_keys=False)
+
+
+def read_pending_entries(root: str | Path) -> dict[str, StoredVideo]:
+    """Entries that :func:`write_pending_entry` wrote and no :func:`commit_index` merged yet.
+
+    An entry file that cannot be read (edited by hand, or of an older format) is reported and
+    left out: the next decode run removes it and decodes that video again.
+    """
+    entries = {}
+    for path in sorted(Path(root).glob(f"*{PENDING_SUFFIX}")):
+        try:
+            with path.open() as f:
+                entry = StoredVideo.from_json(json.load(f))
+        except (json.JSONDecodeError, UnicodeDecodeError, TypeError, KeyError, ValueError) as err:
+            log.warning("%s: unreadable (%s); that video will be decoded again", path, err)
+            continue
+        entries[entry.video_id] = entry
+    return entries
+
+
+def commit_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
+    """Write ``entries`` as the complete ``index.json``, then delete the per-video entry files.
+
+    In that order: a run killed in between leaves entry files that repeat what the index holds,
+    and merging them again changes nothing.
+    """
+    write_index(root, entries)
+    for path in Path(root).glob(f"*{PENDING_SUFFIX}"):
+        path.unlink()
 
 
 # --------------------------------------------------------------------------------------- writers
@@ -245,6 +303,11 @@ class StoredFrames:
 
     #: Frames read at once by :meth:`iter_frames` from an npy file.
     CHUNK = 64
+    #: Decoder threads per mp4 clip read. FFmpeg's default (0: one per core, slice threading)
+    #: starts that many threads at every container open and gains nothing: the store's frames
+    #: are coded as one slice each (x264 with ``threads=1``). DataLoader workers already give
+    #: one core each. Measured in ``bench/input_pipeline.py`` (docs/performance.md).
+    DECODE_THREADS = 1
 
     def __init__(self, path: Path, entry: StoredVideo) -> None:
         self.path = path
@@ -301,8 +364,8 @@ class StoredFrames:
                 done += n
         return out
 
-    def read_clip(self, start: int, length: int) -> torch.Tensor:
-        """Frames ``start .. start+length-1`` as uint8 ``T x H x W x 3``.
+    def read_array(self, start: int, length: int) -> np.ndarray:
+        """Frames ``start .. start+length-1`` as a contiguous uint8 ``T x H x W x 3`` array.
 
         Indices past the last frame repeat the last frame, so every clip has ``length`` frames.
         """
@@ -313,7 +376,14 @@ class StoredFrames:
         else:
             frames = self._decode_range(first, stop)
         clip = frames if len(frames) == length else frames[idx - first]
-        return torch.from_numpy(np.ascontiguousarray(clip))
+        return np.ascontiguousarray(clip)
+
+    def read_clip(self, start: int, length: int) -> torch.Tensor:
+        """:meth:`read_array` as a tensor (sharing its memory), for the training and extraction
+        datasets. torch is imported here, not with the module (see the module's docstring)."""
+        import torch
+
+        return torch.from_numpy(self.read_array(start, length))
 
     def iter_frames(self) -> Iterator[np.ndarray]:
         """Every frame in order, each decoded or read once (for sliding-window extraction).
@@ -335,6 +405,7 @@ class StoredFrames:
         out = []
         with av.open(str(self.path)) as container:
             stream = container.streams.video[0]
+            stream.codec_context.thread_count = self.DECODE_THREADS
             target = int(first / rate / stream.time_base)
             container.seek(target, stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
