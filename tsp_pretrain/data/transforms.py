@@ -1,8 +1,9 @@
 """Transform presets: one for training, one for evaluation and extraction.
 
 The frame store already holds resized frames (to ``decode.short_side``, or exactly to
-``decode.frame_size``: the recipe's 128 x 171); these presets only crop, flip and normalise. Input: uint8 ``T x H x W x 3`` (what the
-clip reader returns); output: float ``3 x T x H x W`` (what torchvision's video models take).
+``decode.frame_size``: the recipe's 128 x 171); these presets only crop, flip and normalise.
+Input: uint8 ``T x H x W x 3`` (what the clip reader returns); output: float ``3 x T x H x W``
+(what torchvision's video models take).
 """
 
 from __future__ import annotations
