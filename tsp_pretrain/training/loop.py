@@ -281,6 +281,11 @@ def _train_pass(run: _Run, epoch: int) -> None:
         lost=_lost(run.data),
     )
     check_samples(run.data.store, samples, run.loader.dataset.gvf)
+    if len(samples) < run.ranks.world_size:
+        raise ValueError(
+            f"epoch {epoch + 1}: {len(samples)} clips left after avoiding lost frames for "
+            f"{run.ranks.world_size} processes: every process needs one; use fewer processes"
+        )
     order = epoch_order(len(samples), run.seed * 10_007 + epoch)
     batches = rank_batches(
         order,
