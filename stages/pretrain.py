@@ -9,6 +9,7 @@ machine, so the demo trains its initial encoder on trimmed action clips. One sta
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
@@ -17,6 +18,7 @@ from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import fingerprint, save_encoder
+from tsp_pretrain.training.distributed import is_main_process, launch_workers
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.store import FrameStore
 
@@ -32,6 +34,10 @@ def main() -> None:
     args = parser.parse_args()
     log = setup_logging(f"pretrain {args.out.stem}")
     params = load_params()
+    # several processes on this machine: relaunch this script under torch.distributed.run
+    status = launch_workers(params.pretrain.processes, __file__, sys.argv[1:])
+    if status is not None:
+        raise SystemExit(status)
     backbone = params.encoder.backbone
 
     tables = read_annotations(args.annotations)
@@ -67,6 +73,8 @@ def main() -> None:
         seed=params.pretrain.seed,
         foreground_only=True,
     )
+    if not is_main_process():  # rank 0 writes the outputs; the weights are the same
+        return
     save_encoder(
         args.out,
         model.backbone,

@@ -9,6 +9,7 @@ the trained encoder (no heads), the resumable checkpoint, dvclive logs.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from tsp_pretrain.config import load_params
@@ -19,6 +20,7 @@ from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import fingerprint, load_encoder_file, save_encoder
+from tsp_pretrain.training.distributed import is_main_process, launch_workers
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.store import FrameStore
 
@@ -40,6 +42,10 @@ def main() -> None:
     args = parser.parse_args()
     log = setup_logging("train")
     params = load_params()
+    # several processes on this machine: relaunch this script under torch.distributed.run
+    status = launch_workers(params.train.processes, __file__, sys.argv[1:])
+    if status is not None:
+        raise SystemExit(status)
 
     tables = read_annotations(args.annotations)
     dataset = params.dataset("target")
@@ -103,6 +109,8 @@ def main() -> None:
         alpha_action=params.train.alpha_action,
         alpha_region=params.train.alpha_region,
     )
+    if not is_main_process():  # rank 0 writes the outputs; the weights are the same
+        return
     save_encoder(
         args.out / "encoder.pt",
         model.backbone,

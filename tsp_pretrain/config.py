@@ -250,9 +250,25 @@ class OptimParams(Section):
     warmup_factor: float = Field(1e-5, gt=0, le=1)
     lr_milestones: tuple[int, ...] = Field((4, 6), description="epochs at which lr is multiplied")
     lr_gamma: float = Field(0.01, gt=0)
-    workers: int = Field(0, ge=0, description="DataLoader worker processes")
-    device: str = Field("auto", description="auto, cpu, cuda or cuda:N")
+    workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="DataLoader worker processes per training process; auto: min(8, cores // "
+        "processes - 1) on CUDA, 0 on the CPU (workers would compete with the model)",
+    )
+    device: str = Field(
+        "auto", description="auto, cpu, cuda or cuda:N (under several processes: cuda:LOCAL_RANK)"
+    )
     amp: bool = Field(True, description="mixed precision (CUDA only)")
+    processes: int = Field(
+        1,
+        ge=1,
+        description="training processes on this machine (one per GPU); > 1 launches them with "
+        "torch.distributed.run; ignored under torchrun, which sets the group itself",
+    )
+    scale_lr_by_world_size: bool = Field(
+        True, description="multiply the learning rates by the number of processes (the recipe)"
+    )
+    sync_bn: bool = Field(False, description="SyncBatchNorm across processes (CUDA only)")
 
     @model_validator(mode="after")
     def _check_milestones(self) -> OptimParams:

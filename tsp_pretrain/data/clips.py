@@ -1,63 +1,119 @@
-"""The clip dataset: (video, start frame) rows -> transformed clips with their targets.
+"""The clip dataset: clip keys (video, start frame, targets) -> transformed clips with targets.
 
 One reading path for everything that needs clips in random order (pretraining, training and
 validation); sequential extraction reads the same frame store through
 :meth:`tsp_pretrain.video.store.StoredFrames.iter_frames`.
+
+The dataset is indexed by :class:`ClipKey` rather than by a row number: a key carries all that
+an item depends on (which clip, train or eval transform, the random seed of its crop and flip), so
+one DataLoader with persistent workers serves every epoch and the validation, its workers forked
+once, while each epoch's clips come from the batch sampler (:class:`KeyBatches`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Sampler
 
 from tsp_pretrain.video.store import FrameStore
 
 
-class ClipDataset(Dataset):
-    """Clips of ``clip_len`` frames read from a frame store.
+class ClipKey(NamedTuple):
+    """One clip to read. ``seed``: reseed torch before its random transform (worker processes;
+    ``None`` keeps the process's own random stream, as the single-process loop does)."""
 
-    ``samples`` has columns video_id, start_frame, action, region (see
-    :func:`tsp_pretrain.data.sampling.sample_clips`). ``gvf`` maps video ids to their global
-    video feature; when given, each item carries its video's GVF.
+    video_id: str
+    start_frame: int
+    action: int
+    region: int
+    train: bool
+    seed: int | None = None
+
+
+def clip_keys(
+    samples: pd.DataFrame, *, train: bool, seeds: Sequence[int] | None = None
+) -> list[ClipKey]:
+    """Keys of ``samples`` (columns video_id, start_frame, action, region), in their order."""
+    rows = zip(
+        samples["video_id"].tolist(),
+        samples["start_frame"].tolist(),
+        samples["action"].tolist(),
+        samples["region"].tolist(),
+        strict=True,
+    )
+    seeds = [None] * len(samples) if seeds is None else list(seeds)
+    return [
+        ClipKey(v, s, a, r, train, seed) for (v, s, a, r), seed in zip(rows, seeds, strict=True)
+    ]
+
+
+def check_samples(
+    store: FrameStore, samples: pd.DataFrame, gvf: Mapping[str, torch.Tensor] | None
+) -> None:
+    """Fail early, naming the fix, when a sampled video has no frames or no GVF."""
+    missing = sorted(set(samples["video_id"]) - set(store.video_ids))
+    if missing:
+        raise KeyError(
+            f"{store.root}: {len(missing)} sampled videos are not in the frame store "
+            f"(first: {missing[:3]}); re-run the decode stage"
+        )
+    if gvf is not None:
+        absent = sorted(set(samples["video_id"]) - set(gvf))
+        if absent:
+            raise KeyError(f"no global video feature for {len(absent)} videos: {absent[:3]}")
+
+
+class ClipDataset(Dataset):
+    """Clips of ``clip_len`` frames read from a frame store, indexed by :class:`ClipKey`.
+
+    ``train_transform`` serves keys with ``train=True``, ``eval_transform`` the others. ``gvf``
+    maps video ids to their global video feature; when given, each item carries its video's GVF.
     """
 
     def __init__(
         self,
         store: FrameStore,
-        samples: pd.DataFrame,
         clip_len: int,
-        transform: Callable[[torch.Tensor], torch.Tensor],
+        train_transform: Callable[[torch.Tensor], torch.Tensor],
+        eval_transform: Callable[[torch.Tensor], torch.Tensor],
         gvf: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
-        missing = sorted(set(samples["video_id"]) - set(store.video_ids))
-        if missing:
-            raise KeyError(
-                f"{store.root}: {len(missing)} sampled videos are not in the frame store "
-                f"(first: {missing[:3]}); re-run the decode stage"
-            )
-        if gvf is not None:
-            absent = sorted(set(samples["video_id"]) - set(gvf))
-            if absent:
-                raise KeyError(f"no global video feature for {len(absent)} videos: {absent[:3]}")
         self.store = store
-        self.video_ids = samples["video_id"].tolist()
-        self.starts = samples["start_frame"].to_numpy()
-        self.action = torch.tensor(samples["action"].to_numpy(), dtype=torch.long)
-        self.region = torch.tensor(samples["region"].to_numpy(), dtype=torch.long)
         self.clip_len = clip_len
-        self.transform = transform
+        self.transforms = {True: train_transform, False: eval_transform}
         self.gvf = gvf
 
-    def __len__(self) -> int:
-        return len(self.video_ids)
-
-    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
-        video_id = self.video_ids[i]
-        clip = self.store.read_clip(video_id, int(self.starts[i]), self.clip_len)
-        item = {"clips": self.transform(clip), "action": self.action[i], "region": self.region[i]}
+    def __getitem__(self, key: ClipKey) -> dict[str, torch.Tensor]:
+        clip = self.store.read_clip(key.video_id, int(key.start_frame), self.clip_len)
+        if key.seed is not None:
+            torch.manual_seed(key.seed)
+        item = {
+            "clips": self.transforms[key.train](clip),
+            "action": torch.tensor(key.action, dtype=torch.long),
+            "region": torch.tensor(key.region, dtype=torch.long),
+        }
         if self.gvf is not None:
-            item["gvf"] = self.gvf[video_id]
+            item["gvf"] = self.gvf[key.video_id]
         return item
+
+
+class KeyBatches(Sampler[list[ClipKey]]):
+    """The batch sampler of the one DataLoader: batches of keys, replaced before each pass."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[ClipKey]] = []
+
+    def set(self, keys: Sequence[ClipKey], batches: Sequence[np.ndarray]) -> None:
+        """The next pass: ``batches`` are positions into ``keys``."""
+        self.batches = [[keys[i] for i in batch] for batch in batches]
+
+    def __iter__(self) -> Iterator[list[ClipKey]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)

@@ -10,6 +10,15 @@ as TSP (and fewer steps; both counts are logged).
 
 Times become frame indices of the frame store with ``round(t * frame_rate)``.
 
+Each epoch's order and its split over processes (:func:`epoch_order`, :func:`rank_batches`):
+one permutation of the epoch's clips per ``(seed, epoch)``, cut into global batches of
+``world_size x batch_size`` consecutive clips; rank ``r`` takes the ``r``-th ``batch_size`` of
+each, so ``W`` processes with batch ``B`` see the same global batches as one process with batch
+``W x B``. The rest (fewer clips than one global batch) is split over the ranks (``rest[r::W]``);
+in training it is left out of that epoch when at least one whole global batch exists, as the
+one-process loop always did (its ``drop_last``; the next epoch's permutation leaves out other
+clips, and the count is logged), otherwise it is the epoch's only, smaller, batch.
+
 Lost frames (corrupt source stretches, recorded per video in the frame store's index) are never
 trained on: a clip that would overlap them moves to the nearest start inside its segment whose
 clip does not, and is dropped (and counted in the log) when the segment has no such start.
@@ -22,6 +31,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
+import torch
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +99,44 @@ def sample_clips(
         }
     )
     return table[keep].reset_index(drop=True)
+
+
+def epoch_order(num_clips: int, seed: int) -> np.ndarray:
+    """The epoch's shuffled clip order, drawn from ``seed`` (the loop's ``(seed, epoch)`` value).
+
+    Exactly the order a ``DataLoader(shuffle=True, generator=torch.Generator().manual_seed(seed))``
+    gives: the loader's iterator first draws its workers' base seed from the generator, then its
+    ``RandomSampler`` draws ``randperm``. Kept identical so that one process trains on the same
+    clips in the same order as before the loop was distributed.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    return torch.randperm(num_clips, generator=generator).numpy()
+
+
+def rank_batches(
+    order: np.ndarray, *, world_size: int, rank: int, batch_size: int, drop_last: bool
+) -> list[np.ndarray]:
+    """This rank's batches (positions into the epoch's clips), in the module docstring's split.
+
+    Every rank gets the same number of batches (DistributedDataParallel needs as many steps on
+    each); the ranks' batches are disjoint and, with the rest, cover ``order`` exactly once. With
+    ``drop_last`` the rest is left out when at least one whole global batch exists (training);
+    without, it is a last, smaller batch per rank (validation: every clip counts); a rank left
+    with no clip of the rest (fewer clips than ranks) has no such batch.
+    """
+    if not 0 <= rank < world_size:
+        raise ValueError(f"rank {rank} outside world size {world_size}")
+    step = world_size * batch_size
+    full = len(order) // step
+    batches = [
+        order[s * step + rank * batch_size : s * step + (rank + 1) * batch_size]
+        for s in range(full)
+    ]
+    rest = order[full * step :]
+    if len(rest[rank::world_size]) and not (drop_last and full):
+        batches.append(rest[rank::world_size])
+    return batches
 
 
 def overlaps_lost(

@@ -5,14 +5,25 @@ draws fresh clips (seeded by ``(seed, epoch)``, so a resumed run sees exactly th
 uninterrupted one would), trains, validates on fixed, evenly spaced clips, logs to dvclive and
 writes a checkpoint. Mixed precision is used on CUDA; the device is chosen by
 :func:`~tsp_pretrain.models.device.pick_device`.
+
+Under a launcher (:mod:`~tsp_pretrain.training.distributed`) every rank trains its share of each
+global batch (:func:`~tsp_pretrain.data.sampling.rank_batches`) in DistributedDataParallel, the
+learning rates are multiplied by the world size (``scale_lr_by_world_size``, as in the recipe),
+epoch sums are added over ranks, and rank 0 alone logs and checkpoints. One DataLoader serves the
+whole run (its workers, if any, persist across epochs). Random crops and flips: without workers,
+torch's stream seeded per epoch (rank 0: ``seed * 10007 + epoch``, the single-process value);
+with workers, each clip's own seed from ``(seed, epoch, rank, position)``, so the result does not
+depend on the number of workers.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+import os
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +36,13 @@ from tqdm import tqdm
 
 from tsp_pretrain.atomic import remove_partial_files
 from tsp_pretrain.config import OptimParams
-from tsp_pretrain.data.clips import ClipDataset
-from tsp_pretrain.data.sampling import sample_clips
+from tsp_pretrain.data.clips import ClipDataset, KeyBatches, check_samples, clip_keys
+from tsp_pretrain.data.sampling import epoch_order, rank_batches, sample_clips
 from tsp_pretrain.data.transforms import EvalPreset, TrainPreset
-from tsp_pretrain.models.device import pick_device
 from tsp_pretrain.models.loss import forward_and_loss
 from tsp_pretrain.models.param_groups import param_groups
 from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.training import distributed
 from tsp_pretrain.training.checkpoint import forget_logged_steps, load_resumable, save_atomic
 from tsp_pretrain.training.schedule import build_scheduler
 from tsp_pretrain.video.store import FrameStore
@@ -55,6 +66,17 @@ class ClipSource:
         return self.clip_len / self.frame_rate
 
 
+_SUM_KEYS = (
+    "loss",
+    "loss_action",
+    "loss_region",
+    "correct_action",
+    "n_action",
+    "correct_region",
+    "n_region",
+)
+
+
 class _Sums:
     """Exact epoch accuracies from per-batch counts (batches differ in composition)."""
 
@@ -70,6 +92,20 @@ class _Sums:
         for key in ("correct_action", "n_action", "correct_region", "n_region"):
             if key in logs:
                 self.sums[key] += logs[key]
+
+    def reduced(self, ranks: distributed.Ranks, device: torch.device) -> _Sums:
+        """The sums over all ranks (itself for one process)."""
+        if not ranks.distributed:
+            return self
+        keys = [*_SUM_KEYS]
+        values = [self.batches, *(self.sums.get(k, 0.0) for k in keys)]
+        values += [float(k in self.sums) for k in keys]
+        total = distributed.all_sum(values, ranks, device)
+        out = _Sums()
+        out.batches = int(total[0])
+        sums, present = total[1 : 1 + len(keys)], total[1 + len(keys) :]
+        out.sums.update({k: v for k, v, n in zip(keys, sums, present, strict=True) if n > 0})
+        return out
 
     def result(self) -> dict[str, float]:
         out = {
@@ -88,59 +124,294 @@ def _trained_segments(segments: pd.DataFrame, foreground_only: bool) -> pd.DataF
     return segments[segments["region"] == "foreground"] if foreground_only else segments
 
 
-def _clip_loader(
-    data: ClipSource,
-    segments: pd.DataFrame,
-    *,
-    rng: np.random.Generator | None,
-    preset: TrainPreset | EvalPreset,
-    gvf: Mapping[str, torch.Tensor] | None,
-    params: OptimParams,
-    device: torch.device,
-    seed: int,
-) -> DataLoader:
-    """One epoch's clips of ``segments`` (random starts with ``rng``, evenly spaced without)."""
-    samples = sample_clips(
-        segments,
-        clips_per_segment=params.clips_per_segment,
-        clip_seconds=data.clip_seconds,
-        frame_rate=data.frame_rate,
-        rng=rng,
-        lost={v: e.lost for v, e in data.store.entries.items() if e.lost},
-    )
-    dataset = ClipDataset(data.store, samples, data.clip_len, preset, gvf)
-    shuffle = rng is not None
-    return DataLoader(
-        dataset,
-        batch_size=params.batch_size,
-        shuffle=shuffle,
-        drop_last=shuffle and len(dataset) >= params.batch_size,
-        num_workers=params.workers,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator().manual_seed(seed),
-    )
+def loader_workers(workers: int | str, device: torch.device, world_size: int) -> int:
+    """DataLoader workers per process: ``auto`` follows the machine.
+
+    On CUDA ``min(8, cores // processes on this machine - 1)`` (one core left to each process's
+    own work); on the CPU 0, since workers would compete with the model for the cores.
+    """
+    if workers != "auto":
+        return int(workers)
+    if device.type != "cuda":
+        return 0
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
+    return max(min(8, len(os.sched_getaffinity(0)) // local - 1), 0)
 
 
 def _autocast(device: torch.device, amp: bool):
     return torch.autocast(device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
 
 
-def validate(
+@dataclass
+class _Run:
+    """What the epoch loop works with, set up once by :func:`_setup`."""
+
+    model: TSPModel  # the plain model (checkpoints, validation)
+    net: torch.nn.Module  # what training runs: the model, or its DistributedDataParallel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    loader: DataLoader
+    batches: KeyBatches
+    data: ClipSource
+    train_segments: pd.DataFrame
+    valid: pd.DataFrame  # the fixed validation clips
+    params: OptimParams
+    ranks: distributed.Ranks
+    device: torch.device
+    seed: int
+    workers: int
+
+
+def _setup(
     model: TSPModel,
-    loader: DataLoader,
+    data: ClipSource,
+    params: OptimParams,
+    *,
+    crop_size: int,
+    foreground_only: bool,
+    ranks: distributed.Ranks,
     device: torch.device,
-    amp: bool,
-    alpha_action: float,
-    alpha_region: float,
+    seed: int,
+) -> _Run:
+    """Optimizer, per-iteration schedule, the one DataLoader and the validation clips."""
+    model.to(device)
+    train_segments = _trained_segments(data.train_segments, foreground_only)
+    if train_segments.empty:
+        raise ValueError("no training segment to sample clips from (check the annotation report)")
+    epoch_clips = len(train_segments) * params.clips_per_segment
+    if epoch_clips < ranks.world_size:
+        raise ValueError(
+            f"{epoch_clips} training clips per epoch for {ranks.world_size} processes: every "
+            "process needs at least one; use fewer processes"
+        )
+    global_batch = params.batch_size * ranks.world_size
+    iters_per_epoch = max(epoch_clips // global_batch, 1)
+    scale = ranks.world_size if params.scale_lr_by_world_size else 1
+    optimizer = torch.optim.SGD(
+        param_groups(
+            model,
+            params.lr_stem * scale,
+            params.lr_backbone * scale,
+            params.lr_heads * scale,
+            params.weight_decay,
+        ),
+        momentum=params.momentum,
+    )
+    scheduler = build_scheduler(
+        optimizer,
+        iters_per_epoch=iters_per_epoch,
+        warmup_epochs=params.warmup_epochs,
+        warmup_factor=params.warmup_factor,
+        milestones=params.lr_milestones,
+        gamma=params.lr_gamma,
+    )
+    gvf = data.gvf if model.uses_gvf else None
+    valid = sample_clips(
+        _trained_segments(data.valid_segments, foreground_only),
+        clips_per_segment=params.clips_per_segment,
+        clip_seconds=data.clip_seconds,
+        frame_rate=data.frame_rate,
+        rng=None,
+        lost=_lost(data),
+    )
+    check_samples(data.store, valid, gvf)
+    workers = loader_workers(params.workers, device, ranks.world_size)
+    batches = KeyBatches()
+    loader = DataLoader(
+        ClipDataset(
+            data.store,
+            data.clip_len,
+            TrainPreset(crop_size=crop_size),
+            EvalPreset(crop_size=crop_size),
+            gvf,
+        ),
+        batch_sampler=batches,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=device.type == "cuda",
+        generator=torch.Generator(),  # not torch's global stream, which seeds the crops
+    )
+    log.info(
+        "%d training segments, %d clips per epoch, %d iterations per epoch, device %s, "
+        "%d process(es), %d loader workers each",
+        len(train_segments),
+        epoch_clips,
+        iters_per_epoch,
+        device,
+        ranks.world_size,
+        workers,
+    )
+    return _Run(
+        model=model,
+        net=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda"),
+        loader=loader,
+        batches=batches,
+        data=data,
+        train_segments=train_segments,
+        valid=valid,
+        params=params,
+        ranks=ranks,
+        device=device,
+        seed=seed,
+        workers=workers,
+    )
+
+
+def _lost(data: ClipSource) -> dict:
+    return {v: e.lost for v, e in data.store.entries.items() if e.lost}
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    """Torch's seed for the epoch's crops and flips; rank 0 keeps the single-process value."""
+    return seed * 10_007 + epoch + 1_000_003 * rank
+
+
+def _train_pass(run: _Run, epoch: int) -> None:
+    """Put this rank's share of the epoch's fresh clips in the loader (and seed their crops)."""
+    samples = sample_clips(
+        run.train_segments,
+        clips_per_segment=run.params.clips_per_segment,
+        clip_seconds=run.data.clip_seconds,
+        frame_rate=run.data.frame_rate,
+        rng=np.random.default_rng([run.seed, epoch]),
+        lost=_lost(run.data),
+    )
+    check_samples(run.data.store, samples, run.loader.dataset.gvf)
+    if len(samples) < run.ranks.world_size:
+        raise ValueError(
+            f"epoch {epoch + 1}: {len(samples)} clips left after avoiding lost frames for "
+            f"{run.ranks.world_size} processes: every process needs one; use fewer processes"
+        )
+    order = epoch_order(len(samples), run.seed * 10_007 + epoch)
+    batches = rank_batches(
+        order,
+        world_size=run.ranks.world_size,
+        rank=run.ranks.rank,
+        batch_size=run.params.batch_size,
+        drop_last=True,
+    )
+    global_batch = run.params.batch_size * run.ranks.world_size
+    if len(samples) >= global_batch and len(samples) % global_batch:
+        log.info(
+            "epoch %d: %d of %d clips left out (the incomplete last global batch)",
+            epoch + 1,
+            len(samples) % global_batch,
+            len(samples),
+        )
+    seeds = None
+    if run.workers:
+        entropy = [run.seed, epoch, run.ranks.rank]
+        seeds = np.random.SeedSequence(entropy).generate_state(len(samples)).tolist()
+    run.batches.set(clip_keys(samples, train=True, seeds=seeds), batches)
+    torch.manual_seed(_epoch_seed(run.seed, epoch, run.ranks.rank))
+
+
+def train_one_epoch(
+    run: _Run, epoch: int, clips_seen: dict[str, int], alpha_action: float, alpha_region: float
 ) -> dict[str, float]:
-    """Loss and per-head accuracies on the fixed validation clips."""
-    model.eval()
+    """One pass over this rank's share of the epoch's clips; returns the epoch's train metrics."""
+    _train_pass(run, epoch)
+    run.net.train()
+    sums, clips, fg_clips = _Sums(), 0, 0
+    bar = tqdm(
+        run.loader,
+        desc=f"epoch {epoch + 1}/{run.params.epochs}",
+        unit="batch",
+        disable=not run.ranks.is_main,
+    )
+    for batch in bar:
+        with _autocast(run.device, run.params.amp):
+            loss, logs = forward_and_loss(run.net, batch, alpha_action, alpha_region)
+        if not math.isfinite(logs["loss"]):
+            raise FloatingPointError(
+                f"epoch {epoch + 1}: loss is {logs['loss']}; lower the learning rates"
+            )
+        run.optimizer.zero_grad(set_to_none=True)
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.optimizer)
+        run.scaler.update()
+        run.scheduler.step()
+        sums.add(logs)
+        clips += int(batch["region"].numel())
+        fg_clips += int((batch["action"] >= 0).sum())
+        bar.set_postfix(loss=f"{logs['loss']:.3f}")
+    distributed.broadcast_buffers(run.model, run.ranks)
+    clips, fg_clips = distributed.all_sum([clips, fg_clips], run.ranks, run.device)
+    clips_seen["steps"] += len(run.batches)
+    clips_seen["clips"] += int(clips)
+    clips_seen["fg_clips"] += int(fg_clips)
+    return {f"train/{k}": v for k, v in sums.reduced(run.ranks, run.device).result().items()}
+
+
+def validate(run: _Run, alpha_action: float, alpha_region: float) -> dict[str, float]:
+    """Loss and per-head accuracies on the fixed validation clips (each rank its share)."""
+    order = np.arange(len(run.valid))
+    run.batches.set(
+        clip_keys(run.valid, train=False),
+        rank_batches(
+            order,
+            world_size=run.ranks.world_size,
+            rank=run.ranks.rank,
+            batch_size=run.params.batch_size,
+            drop_last=False,
+        ),
+    )
+    run.model.eval()  # not the DDP wrapper: ranks may have different numbers of batches here
     sums = _Sums()
-    with torch.inference_mode(), _autocast(device, amp):
-        for batch in tqdm(loader, desc="  valid", leave=False, unit="batch"):
-            _, logs = forward_and_loss(model, batch, alpha_action, alpha_region)
+    with torch.inference_mode(), _autocast(run.device, run.params.amp):
+        for batch in tqdm(
+            run.loader, desc="  valid", leave=False, unit="batch", disable=not run.ranks.is_main
+        ):
+            _, logs = forward_and_loss(run.model, batch, alpha_action, alpha_region)
             sums.add(logs)
-    return sums.result()
+    return sums.reduced(run.ranks, run.device).result()
+
+
+class _NoLive:
+    """dvclive's place on ranks other than 0: they never write."""
+
+    step = 0
+
+    def log_metric(self, name: str, value: float) -> None:
+        pass
+
+    def next_step(self) -> None:
+        pass
+
+
+@contextmanager
+def _live(live_dir: Path, start_epoch: int, ranks: distributed.Ranks) -> Iterator[Live | _NoLive]:
+    if not ranks.is_main:
+        yield _NoLive()
+        return
+    if start_epoch > 0:
+        forget_logged_steps(live_dir, start_epoch)
+    with Live(
+        str(live_dir), resume=start_epoch > 0, dvcyaml=False, save_dvc_exp=False, report=None
+    ) as live:
+        if start_epoch > 0:
+            live.step = start_epoch
+        yield live
+
+
+def _resume(run: _Run, checkpoint: Path, run_id: str) -> tuple[int, dict[str, int], dict]:
+    """(first epoch to run, clips seen, last metrics) from rank 0's checkpoint, if it matches."""
+    state = None
+    if run.ranks.is_main:
+        remove_partial_files(Path(checkpoint).parent)
+        state = load_resumable(checkpoint, run_id)
+    state = distributed.broadcast_object(state, run.ranks)
+    if state is None:
+        return 0, {"clips": 0, "fg_clips": 0, "steps": 0}, {}
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["lr_scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    return state["epoch"] + 1, state["clips_seen"], state["metrics"]
 
 
 def train(
@@ -160,137 +431,61 @@ def train(
     """Train ``model`` for ``params.epochs`` epochs, resuming from ``checkpoint`` if it matches.
 
     ``foreground_only`` (TAC) samples clips from foreground segments only. Returns the last
-    epoch's metrics (also logged to dvclive under ``live_dir``).
+    epoch's metrics (also logged to dvclive under ``live_dir``, by rank 0). Under a launcher the
+    checkpoint's fingerprint adds the world size: a run resumes only with as many processes.
     """
-    device = pick_device(params.device)
-    model.to(device)
-    train_segments = _trained_segments(data.train_segments, foreground_only)
-    if train_segments.empty:
-        raise ValueError("no training segment to sample clips from (check the annotation report)")
-    epoch_clips = len(train_segments) * params.clips_per_segment
-    iters_per_epoch = max(epoch_clips // params.batch_size, 1)
-
-    optimizer = torch.optim.SGD(
-        param_groups(
-            model, params.lr_stem, params.lr_backbone, params.lr_heads, params.weight_decay
-        ),
-        momentum=params.momentum,
-    )
-    scheduler = build_scheduler(
-        optimizer,
-        iters_per_epoch=iters_per_epoch,
-        warmup_epochs=params.warmup_epochs,
-        warmup_factor=params.warmup_factor,
-        milestones=params.lr_milestones,
-        gamma=params.lr_gamma,
-    )
-    scaler = torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda")
-    start_epoch, clips_seen = 0, {"clips": 0, "fg_clips": 0, "steps": 0}
-    metrics: dict[str, float] = {}
-    remove_partial_files(Path(checkpoint).parent)
-    state = load_resumable(checkpoint, fingerprint)
-    if state is not None:
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["lr_scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        start_epoch, clips_seen = state["epoch"] + 1, state["clips_seen"]
-        metrics = state["metrics"]
-
-    train_preset = TrainPreset(crop_size=crop_size)
-    gvf = data.gvf if model.uses_gvf else None
-    valid_loader = _clip_loader(
-        data,
-        _trained_segments(data.valid_segments, foreground_only),
-        rng=None,
-        preset=EvalPreset(crop_size=crop_size),
-        gvf=gvf,
-        params=params,
-        device=device,
-        seed=seed,
-    )
-    log.info(
-        "%d training segments, %d clips per epoch, %d iterations per epoch, device %s",
-        len(train_segments),
-        epoch_clips,
-        iters_per_epoch,
-        device,
-    )
-
-    if start_epoch > 0:
-        forget_logged_steps(live_dir, start_epoch)
-    with Live(
-        str(live_dir), resume=start_epoch > 0, dvcyaml=False, save_dvc_exp=False, report=None
-    ) as live:
-        if start_epoch > 0:
-            live.step = start_epoch
-        for epoch in range(start_epoch, params.epochs):
-            torch.manual_seed(seed * 10_007 + epoch)
-            loader = _clip_loader(
-                data,
-                train_segments,
-                rng=np.random.default_rng([seed, epoch]),
-                preset=train_preset,
-                gvf=gvf,
-                params=params,
-                device=device,
-                seed=seed * 10_007 + epoch,
-            )
-            model.train()
-            sums = _Sums()
-            bar = tqdm(loader, desc=f"epoch {epoch + 1}/{params.epochs}", unit="batch")
-            for batch in bar:
-                with _autocast(device, params.amp):
-                    loss, logs = forward_and_loss(model, batch, alpha_action, alpha_region)
-                if not math.isfinite(logs["loss"]):
-                    raise FloatingPointError(
-                        f"epoch {epoch + 1}: loss is {logs['loss']}; lower the learning rates"
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                scaler.step(optimizer)
-                scaler.update()
-                scheduler.step()
-                sums.add(logs)
-                clips_seen["steps"] += 1
-                clips_seen["clips"] += int(batch["region"].numel())
-                clips_seen["fg_clips"] += int((batch["action"] >= 0).sum())
-                bar.set_postfix(loss=f"{logs['loss']:.3f}")
-            metrics = {f"train/{k}": v for k, v in sums.result().items()}
-            metrics |= {
-                f"valid/{k}": v
-                for k, v in validate(
-                    model, valid_loader, device, params.amp, alpha_action, alpha_region
-                ).items()
-            }
-            metrics |= {f"lr/{g['name']}": g["lr"] for g in optimizer.param_groups}
-            metrics |= {f"seen/{k}": v for k, v in clips_seen.items()}
-            for name, value in metrics.items():
-                live.log_metric(name, value)
-            log.info(
-                "epoch %d/%d: %s",
-                epoch + 1,
-                params.epochs,
-                ", ".join(
-                    f"{k} {v:.4g}"
-                    for k, v in metrics.items()
-                    if "/" in k and not k.startswith("lr/")
-                ),
-            )
-            save_atomic(
-                {
-                    "model": model.state_dict(),
-                    "optimizer": optimizer.state_dict(),
-                    "lr_scheduler": scheduler.state_dict(),
-                    "scaler": scaler.state_dict(),
-                    "epoch": epoch,
-                    "clips_seen": clips_seen,
-                    "metrics": metrics,
-                    "fingerprint": fingerprint,
-                },
-                checkpoint,
-            )
-            live.next_step()
+    with distributed.process_group(params.device) as (ranks, device):
+        run = _setup(
+            model,
+            data,
+            params,
+            crop_size=crop_size,
+            foreground_only=foreground_only,
+            ranks=ranks,
+            device=device,
+            seed=seed,
+        )
+        run_id = fingerprint if ranks.world_size == 1 else f"{fingerprint}@{ranks.world_size}"
+        start_epoch, clips_seen, metrics = _resume(run, checkpoint, run_id)
+        run.net = distributed.wrap_model(model, ranks, device, sync_bn=params.sync_bn)
+        with _live(live_dir, start_epoch, ranks) as live:
+            for epoch in range(start_epoch, params.epochs):
+                metrics = train_one_epoch(run, epoch, clips_seen, alpha_action, alpha_region)
+                metrics |= {
+                    f"valid/{k}": v for k, v in validate(run, alpha_action, alpha_region).items()
+                }
+                metrics |= {f"lr/{g['name']}": g["lr"] for g in run.optimizer.param_groups}
+                metrics |= {f"seen/{k}": v for k, v in clips_seen.items()}
+                _log_epoch(live, metrics, epoch, params.epochs)
+                if ranks.is_main:
+                    save_atomic(_state(run, epoch, clips_seen, metrics, run_id), checkpoint)
+                live.next_step()
     if start_epoch >= params.epochs:
         log.info("all %d epochs were already done (checkpoint %s)", params.epochs, checkpoint)
     return metrics
+
+
+def _log_epoch(live: Live | _NoLive, metrics: dict[str, float], epoch: int, epochs: int) -> None:
+    for name, value in metrics.items():
+        live.log_metric(name, value)
+    log.info(
+        "epoch %d/%d: %s",
+        epoch + 1,
+        epochs,
+        ", ".join(
+            f"{k} {v:.4g}" for k, v in metrics.items() if "/" in k and not k.startswith("lr/")
+        ),
+    )
+
+
+def _state(run: _Run, epoch: int, clips_seen: dict, metrics: dict, run_id: str) -> dict:
+    return {
+        "model": run.model.state_dict(),
+        "optimizer": run.optimizer.state_dict(),
+        "lr_scheduler": run.scheduler.state_dict(),
+        "scaler": run.scaler.state_dict(),
+        "epoch": epoch,
+        "clips_seen": clips_seen,
+        "metrics": metrics,
+        "fingerprint": run_id,
+    }
