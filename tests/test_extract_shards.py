@@ -300,7 +300,7 @@ def test_resolve_shard_from_params_or_torchrun():
     assert resolve_shard(0, 1, env={"RANK": "3", "WORLD_SIZE": "8"}) == (3, 8)
     with pytest.raises(ShardError, match="RANK=3 WORLD_SIZE=8"):
         resolve_shard(1, 2, env={"RANK": "3", "WORLD_SIZE": "8"})
-    with pytest.raises(ShardError, match="not in 0..1"):
+    with pytest.raises(ShardError, match=r"not in 0\.\.1"):
         resolve_shard(2, 2, env={})
 
 
@@ -309,7 +309,7 @@ def test_precision_and_workers_defaults_follow_the_device():
     assert compute_dtype("auto", cpu) == torch.float32
     assert compute_dtype("auto", cuda) == torch.float16
     assert compute_dtype("bfloat16", cuda) == torch.bfloat16
-    with pytest.raises(ValueError, match="extract.dtype"):
+    with pytest.raises(ValueError, match=r"extract\.dtype"):
         compute_dtype("int8", cpu)
     assert default_workers(cpu, cpus=64) == 0
     assert default_workers(cuda, cpus=16) == 8 and default_workers(cuda, cpus=2) == 1
