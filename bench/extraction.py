@@ -6,7 +6,8 @@ Builds a small npy frame store from synthetic sources and, at two settings, meas
 * ``demo``: the demo's tiny settings (16 x 32 x 32 clips, stride 8, short side 36,
   ``r2plus1d_tiny``);
 
-the model alone (clips/s over the pre-made batches of the run: the ceiling), and end-to-end
+the model alone (clips/s over the pre-made batches of the run: the ceiling, measured again right
+before each end-to-end run), and end-to-end
 :func:`~tsp_pretrain.features.extract.extract_dataset` (read, window, transform, encode, write)
 with 0, 1 and 2 input worker processes; prints clips/s and the ratio to the model alone. It also
 checks that every worker count wrote the same feature bytes.
@@ -41,12 +42,14 @@ def write_source(path: Path, seconds: float, seed: int, size=(240, 320)) -> None
     """A 30 fps H.264 source: a moving noise texture (content does not matter for speed)."""
     rng = np.random.default_rng(seed)
     h, w = size
+    path.parent.mkdir(parents=True, exist_ok=True)
     texture = rng.integers(0, 256, (h, w * 2, 3), dtype=np.uint8)
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=30)
         stream.width, stream.height, stream.pix_fmt = w, h, "yuv420p"
         for i in range(int(seconds * 30)):
-            frame = av.VideoFrame.from_ndarray(texture[:, i % w : i % w + w], format="rgb24")
+            image = np.ascontiguousarray(texture[:, i % w : i % w + w])
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
             container.mux(stream.encode(frame))
         container.mux(stream.encode())
 
@@ -68,13 +71,17 @@ def measure(name: str, root: Path, table: pd.DataFrame, workers: list[int]) -> N
     clips = sum(len(b) for b in batches)
     cpu = torch.device("cpu")
     encode_batch(encoder, batches[0], cpu, torch.float32)  # warm-up
-    start = time.perf_counter()
-    for batch in batches:
-        encode_batch(encoder, batch, cpu, torch.float32)
-    model = clips / (time.perf_counter() - start)
-    print(f"{name}: {len(table)} videos, {clips} clips; model alone {model:.1f} clips/s")
+
+    def model_alone() -> float:
+        start = time.perf_counter()
+        for batch in batches:
+            encode_batch(encoder, batch, cpu, torch.float32)
+        return clips / (time.perf_counter() - start)
+
+    print(f"{name}: {len(table)} videos, {clips} clips", flush=True)
     outputs = {}
-    for w in workers:
+    for w in workers:  # the model alone right before each run: the machine's load drifts
+        model = model_alone()
         out = root / f"features-{name}-{w}"
         start = time.perf_counter()
         extract_dataset(
@@ -92,7 +99,11 @@ def measure(name: str, root: Path, table: pd.DataFrame, workers: list[int]) -> N
         )
         rate = clips / (time.perf_counter() - start)
         outputs[w] = {p.name: p.read_bytes() for p in sorted(out.glob("*.npy"))}
-        print(f"  end-to-end, workers={w}: {rate:.1f} clips/s = {rate / model:.2f}x the model")
+        print(
+            f"  workers={w}: model alone {model:.2f} clips/s, end-to-end {rate:.2f} clips/s "
+            f"= {rate / model:.2f}x",
+            flush=True,
+        )
     same = all(outputs[w] == outputs[workers[0]] for w in workers)
     print(f"  features identical across workers {workers}: {same}", flush=True)
 
