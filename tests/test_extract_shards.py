@@ -313,3 +313,15 @@ def test_precision_and_workers_defaults_follow_the_device():
         compute_dtype("int8", cpu)
     assert default_workers(cpu, cpus=64) == 0
     assert default_workers(cuda, cpus=16) == 8 and default_workers(cuda, cpus=2) == 1
+
+
+def test_extract_params_reject_a_shard_outside_the_split():
+    from pydantic import ValidationError
+
+    from tsp_pretrain.config import ExtractParams
+
+    assert ExtractParams().workers == "auto" and ExtractParams().num_shards == 1
+    with pytest.raises(ValidationError, match=r"extract\.shard 2 must be < num_shards 2"):
+        ExtractParams(shard=2, num_shards=2)
+    with pytest.raises(ValidationError, match=r"workers must be >= 0"):
+        ExtractParams(workers=-1)
