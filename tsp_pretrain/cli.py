@@ -26,6 +26,7 @@ USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.annotations.schema:AnnotationError",
     "tsp_pretrain.evaluation.errors:EvaluationError",
     "tsp_pretrain.features.localizers:LocalizerConfigError",
+    "tsp_pretrain.features.shards:ShardError",
     "tsp_pretrain.models.registry:UnknownBackboneError",
     "tsp_pretrain.models.weights:WeightsError",
     "tsp_pretrain.video.manifest:ManifestError",

@@ -322,6 +322,27 @@ class ExtractParams(Section):
     fixed_length: int = Field(
         0, ge=0, description="0: off; L: also write resized_L/, every video resampled to L rows"
     )
+    # Throughput (tsp_pretrain.features.extract; docs/performance.md). None changes the features
+    # on the CPU; on CUDA, dtype float16/bfloat16 and channels_last_3d change them slightly.
+    workers: int | Literal["auto"] = Field(
+        "auto", description="input processes; auto: 0 on CPU, up to 8 per GPU process on CUDA"
+    )
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+        "auto", description="autocast dtype; auto: float16 on CUDA, float32 (no autocast) on CPU"
+    )
+    channels_last_3d: bool = Field(False, description="channels-last 3D memory format (CUDA)")
+    # Sharding over GPUs / machines (tsp_pretrain.features.shards; README). Under torchrun the
+    # shard is RANK of WORLD_SIZE when num_shards is 1.
+    shard: int = Field(0, ge=0, description="this process's shard, 0 .. num_shards - 1")
+    num_shards: int = Field(1, ge=1, description="1: one process writes the feature folder")
+
+    @model_validator(mode="after")
+    def _check_shard(self) -> ExtractParams:
+        if self.shard >= self.num_shards:
+            raise ValueError(f"extract.shard {self.shard} must be < num_shards {self.num_shards}")
+        if isinstance(self.workers, int) and self.workers < 0:
+            raise ValueError(f"extract.workers must be >= 0 or 'auto', got {self.workers}")
+        return self
 
 
 class EvaluateParams(Section):
