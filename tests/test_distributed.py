@@ -314,3 +314,12 @@ def test_launcher_runs_the_script_as_ranks_or_joins_torchrun(tmp_path, monkeypat
     monkeypatch.setenv("RANK", "0")
     monkeypatch.setenv("WORLD_SIZE", "2")
     assert distributed.launch_workers(2, str(script), [str(tmp_path)]) is None  # joins torchrun
+
+
+def test_more_gpu_processes_than_gpus_fails_naming_the_param():
+    from tsp_pretrain.config import ConfigError
+    from tsp_pretrain.training.distributed import check_gpu_for_rank
+
+    check_gpu_for_rank(1, 2)  # two GPUs: rank 1 has its own
+    with pytest.raises(ConfigError, match=r"needs GPU 1, but it has 1: set -S train.processes=1"):
+        check_gpu_for_rank(1, 1)

@@ -26,8 +26,8 @@ PRESETS = {
     "thumos14": ROOT / "presets/thumos14.yaml",
 }
 
-# The recipe, per dataset. Learning rates are the per-GPU rates x 2 GPUs (batch 32 per GPU):
-# one process with batch 64 and the scaled rates optimises as the 2-GPU run did.
+# The recipe, per dataset: 2 GPUs (one process each) with batch 32 each, per-GPU learning rates
+# multiplied by the number of processes.
 COMMON = {
     "clip_len": 16,
     "frame_rate": 15,
@@ -39,10 +39,12 @@ COMMON = {
     "encoder.weights": "tsp:r2plus1d_34-tac_on_kinetics",
     "pretrain.runs": {},
     "train.epochs": 8,
-    "train.batch_size": 64,
+    "train.batch_size": 32,
+    "train.processes": 2,
+    "train.scale_lr_by_world_size": True,
     "train.clips_per_segment": 5,
     "train.lr_stem": 0.0,
-    "train.lr_backbone": 2e-4,
+    "train.lr_backbone": 1e-4,
     "train.momentum": 0.9,
     "train.weight_decay": 0.005,
     "train.warmup_epochs": 2,
@@ -57,7 +59,7 @@ COMMON = {
 RECIPE = {
     "activitynet": {
         **COMMON,
-        "train.lr_heads": 4e-3,
+        "train.lr_heads": 2e-3,
         "extract.stride": 16,
         "datasets.target.format": "activitynet",
         "datasets.target.train_subset": "training",
@@ -65,7 +67,7 @@ RECIPE = {
     },
     "thumos14": {
         **COMMON,
-        "train.lr_heads": 8e-3,
+        "train.lr_heads": 4e-3,
         "extract.stride": 1,
         "datasets.target.format": "thumos14",
         "datasets.target.train_subset": "validation",

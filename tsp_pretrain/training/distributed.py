@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from tsp_pretrain.config import ConfigError
 from tsp_pretrain.models.device import pick_device
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,20 @@ def launch_workers(processes: int, script: str, args: Sequence[str]) -> int | No
     return subprocess.run(command, check=False).returncode
 
 
+def check_gpu_for_rank(local_rank: int, gpus: int) -> None:
+    """Fail with the fix when a machine runs more GPU processes than it has GPUs.
+
+    Without this, rank ``local_rank`` would die on CUDA's "invalid device ordinal" (the presets
+    ask for the recipe's 2 processes; a machine with one GPU must say so).
+    """
+    if local_rank >= gpus:
+        raise ConfigError(
+            f"process {local_rank} of this machine needs GPU {local_rank}, but it has {gpus}: "
+            f"set -S train.processes={max(gpus, 1)} (or pretrain.processes; under torchrun "
+            "--nproc-per-node) to at most the number of GPUs"
+        )
+
+
 @contextmanager
 def process_group(requested_device: str) -> Iterator[tuple[Ranks, torch.device]]:
     """This process's ranks and device; joins (and leaves) the launcher's group if there is one.
@@ -96,6 +111,7 @@ def process_group(requested_device: str) -> Iterator[tuple[Ranks, torch.device]]
         int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ["LOCAL_RANK"])
     )
     if device.type == "cuda":
+        check_gpu_for_rank(ranks.local_rank, torch.cuda.device_count())
         device = torch.device("cuda", ranks.local_rank)
         torch.cuda.set_device(device)
     if not ranks.is_main:
