@@ -31,8 +31,8 @@ import torch
 from frame_store import RECIPE_SIZE, realistic_source
 from torch.utils.data import DataLoader
 
-from tsp_pretrain.data.clips import ClipDataset
-from tsp_pretrain.data.transforms import TrainPreset
+from tsp_pretrain.data.clips import ClipDataset, clip_keys
+from tsp_pretrain.data.transforms import EvalPreset, TrainPreset
 from tsp_pretrain.video.decode import decode_dataset, decode_frames
 from tsp_pretrain.video.store import FrameStore, StoredFrames, StoreSettings
 
@@ -63,8 +63,12 @@ def loader_rate(store: FrameStore, num_clips: int, workers: int, batch_size: int
     vids = [ids[i] for i in rng.integers(len(ids), size=num_clips + batch_size)]
     starts = [int(rng.integers(0, store.entries[v].num_frames - CLIP_LEN)) for v in vids]
     samples = pd.DataFrame({"video_id": vids, "start_frame": starts, "action": 0, "region": 0})
-    dataset = ClipDataset(store, samples, CLIP_LEN, TrainPreset(crop_size=CROP))
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers)
+    # keyed as the training loop keys them: each clip's crop seeded (what worker processes need)
+    keys = clip_keys(samples, train=True, seeds=range(len(samples)))
+    batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
+    preset = TrainPreset(crop_size=CROP)
+    dataset = ClipDataset(store, CLIP_LEN, preset, EvalPreset(crop_size=CROP))
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers)
     it = iter(loader)
     first = next(it)
     assert tuple(first["clips"].shape) == (batch_size, 3, CLIP_LEN, CROP, CROP)
