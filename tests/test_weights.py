@@ -187,8 +187,12 @@ def test_missing_num_batches_tracked_is_tolerated(tmp_path):
 
 
 def test_unusable_inputs(tmp_path):
-    with pytest.raises(WeightsError, match="neither 'none', a torchvision weight name"):
+    # a path that does not exist is named as a missing file, with where such files come from
+    with pytest.raises(WeightsError, match=r"missing\.pth: no such checkpoint file"):
         build_encoder("r2plus1d_tiny", str(tmp_path / "missing.pth"))
+    # a word that is neither a path nor a known name lists what is accepted
+    with pytest.raises(WeightsError, match="neither 'none', a torchvision weight name"):
+        build_encoder("r2plus1d_tiny", "kinetics")
     (tmp_path / "list.pth").write_bytes(b"")
     with pytest.raises(WeightsError, match="not a loadable torch checkpoint"):
         read_checkpoint(tmp_path / "list.pth")
