@@ -13,15 +13,14 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
-from videos import write_video
+from videos import write_tiny_store
 
 from tsp_pretrain.config import OptimParams
 from tsp_pretrain.data.sampling import epoch_order, rank_batches
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.training import distributed, loop
 from tsp_pretrain.training.loop import ClipSource, train
-from tsp_pretrain.video.decode import decode_dataset
-from tsp_pretrain.video.store import FrameStore, StoreSettings
+from tsp_pretrain.video.store import FrameStore
 
 PARAMS = OptimParams(
     epochs=2,
@@ -127,16 +126,7 @@ def test_sync_bn_needs_cuda():
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    for name in ("a", "b"):
-        write_video(root / "videos" / f"{name}.mp4", num_frames=90, height=32, width=32)
-    table = pd.DataFrame(
-        {"video_id": ["a", "b"], "filename": ["a.mp4", "b.mp4"], "duration": [3.0, 3.0]}
-    )
-    decode_dataset(
-        table, root / "videos", root / "frames", StoreSettings(15, 20, "npy"), progress=False
-    )
-    return root / "frames"
+    return write_tiny_store(tmp_path_factory.mktemp("store"))
 
 
 def _segments():

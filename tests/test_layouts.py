@@ -15,16 +15,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 import yaml
+from repo_copy import copy_tracked_files, dvc_env
 from videos import write_coded, write_video
 
 from tsp_pretrain.models.registry import get_backbone
@@ -185,33 +183,10 @@ def _plant_release(torch_home: Path) -> dict[str, torch.Tensor]:
     return backbone
 
 
-def _env(torch_home: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "TORCH_HOME": str(torch_home),
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@localhost",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@localhost",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory) -> tuple[Path, Path]:
     """The tracked files of this repository (no outputs) and a torch hub cache with the release."""
-    dest = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in files:
-        if rel.startswith(("metrics/", "data/", "models/")) and not rel.endswith("README.md"):
-            continue
-        if rel == "dvc.lock" or not (ROOT / rel).is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
+    dest = copy_tracked_files(tmp_path_factory.mktemp("repo"))
     torch_home = tmp_path_factory.mktemp("torch_home")
     _plant_release(torch_home)
     subprocess.run(["git", "init", "-q"], cwd=dest, check=True)
@@ -234,7 +209,7 @@ def test_features_from_a_release_name_in_one_command(repo, layout, tmp_path):
     done = subprocess.run(
         ["dvc", "repro", "extract@initial"],
         cwd=root,
-        env=_env(torch_home),
+        env=dvc_env(TORCH_HOME=str(torch_home)),
         capture_output=True,
         text=True,
     )

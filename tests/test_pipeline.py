@@ -7,7 +7,6 @@ they change with clip_len, and that `dvc metrics diff` lists them.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
 import signal
@@ -18,8 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
+from repo_copy import copy_tracked_files, run
 
 TINY = {
     "clip_len": 8,
@@ -55,48 +53,21 @@ def _merge(base: dict, update: dict) -> dict:
     return base
 
 
-def _run(cmd: list[str], cwd: Path) -> str:
-    env = {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@localhost",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@localhost",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-    done = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert done.returncode == 0, (
-        f"{' '.join(cmd)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    )
-    return done.stdout
-
-
 @pytest.fixture(scope="module")
 def clone(tmp_path_factory) -> Path:
     """The tracked files of this repository (minus pipeline outputs) as a fresh git+DVC repo."""
-    dest = tmp_path_factory.mktemp("clone")
-    files = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in files:
-        if rel.startswith(("metrics/", "data/", "models/")) and not rel.endswith("README.md"):
-            continue
-        if rel == "dvc.lock":
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
+    dest = copy_tracked_files(tmp_path_factory.mktemp("clone"))
     params = yaml.safe_load((dest / "params.yaml").read_text())
     (dest / "params.yaml").write_text(yaml.safe_dump(_merge(params, TINY), sort_keys=False))
-    _run(["git", "init", "-q"], dest)
-    _run(["git", "add", "-A"], dest)
-    _run(["git", "commit", "-qm", "tiny"], dest)
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "tiny"], dest)
     return dest
 
 
 def _assert_up_to_date(clone: Path) -> None:
     """`dvc status` lists only the videos@ stages (always run: they re-list the videos folders)."""
-    status = _run(["dvc", "status"], clone)
+    status = run(["dvc", "status"], clone)
     changed = sorted(line for line in status.splitlines() if line and not line.startswith("\t"))
     assert changed == ["videos@pretrain:", "videos@target:"], status
     assert status.count("always changed") == 2, status
@@ -110,7 +81,7 @@ def _assert_training_is_reproducible(clone: Path) -> None:
     (clone / "models/pretrain/demo-tac/checkpoint.pt").unlink()
     (clone / "models/trained/checkpoint.pt").unlink()
     stages = ["pretrain@demo-tac", "init_encoder", "train"]
-    _run(["dvc", "repro", "--force", "--single-item", *stages], clone)
+    run(["dvc", "repro", "--force", "--single-item", *stages], clone)
     assert [p for p in files if (clone / p).read_bytes() != first[p]] == []
 
 
@@ -192,7 +163,7 @@ def _assert_killed_runs_resume_to_identical_outputs(clone: Path) -> None:
     _run_killed(clone, argv, _KILL_MID_WRITE, 2)
     assert list((clone / "data/features/trained").glob("*.partial*")), "no partial file left"
 
-    log = _run(["dvc", "repro"], clone)
+    log = run(["dvc", "repro"], clone)
     assert "Running stage 'train'" in log and "Running stage 'extract@trained'" in log
     after = _snapshot(clone, *outputs) | _snapshot(clone, "metrics/separability.json")
     assert after.keys() == before.keys(), sorted(after.keys() ^ before.keys())
@@ -205,7 +176,7 @@ def _assert_killed_runs_resume_to_identical_outputs(clone: Path) -> None:
 
 @pytest.mark.integration
 def test_repro_then_exp_run_with_another_clip_len(clone):
-    _run(["dvc", "repro"], clone)
+    run(["dvc", "repro"], clone)
     metrics = json.loads((clone / "metrics/separability.json").read_text())
     for encoder in ("initial", "trained"):
         for key in (
@@ -223,22 +194,22 @@ def test_repro_then_exp_run_with_another_clip_len(clone):
     report = json.loads((clone / "data/reports/decode-target.json").read_text())
     assert report["counts"]["skipped"] == 0
     _assert_up_to_date(clone)
-    again = _run(["dvc", "repro"], clone)  # same videos: same manifests, nothing else re-runs
+    again = run(["dvc", "repro"], clone)  # same videos: same manifests, nothing else re-runs
     ran = [line for line in again.splitlines() if line.startswith("Running stage")]
     assert sorted(ran) == ["Running stage 'videos@pretrain':", "Running stage 'videos@target':"]
     _assert_training_is_reproducible(clone)
     _assert_killed_runs_resume_to_identical_outputs(clone)
 
-    _run(["git", "add", "-A"], clone)
-    _run(["git", "commit", "-qm", "baseline run"], clone)
-    _run(["dvc", "exp", "run", "-n", "short", "-S", "clip_len=4"], clone)
-    shown = json.loads(_run(["dvc", "exp", "show", "--json"], clone))
+    run(["git", "add", "-A"], clone)
+    run(["git", "commit", "-qm", "baseline run"], clone)
+    run(["dvc", "exp", "run", "-n", "short", "-S", "clip_len=4"], clone)
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], clone))
     assert "short" in json.dumps(shown)
-    diff = json.loads(_run(["dvc", "metrics", "diff", "HEAD", "short", "--json"], clone))
+    diff = json.loads(run(["dvc", "metrics", "diff", "HEAD", "short", "--json"], clone))
     changed = diff["metrics/separability.json"]
     assert "trained.within_video_auc" in changed
     assert any(v.get("diff") for v in changed.values()), "no metric changed with clip_len"
-    text = _run(["dvc", "metrics", "diff", "HEAD", "short"], clone)
+    text = run(["dvc", "metrics", "diff", "HEAD", "short"], clone)
     assert "trained.within_video_auc" in text and "metrics/separability.json" in text
-    params_diff = _run(["dvc", "params", "diff", "HEAD", "short"], clone)
+    params_diff = run(["dvc", "params", "diff", "HEAD", "short"], clone)
     assert "clip_len" in params_diff

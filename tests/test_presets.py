@@ -8,15 +8,13 @@ fails here.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from repo_copy import copy_tracked_files, run
 
 from tsp_pretrain.config import parse_params
 
@@ -112,37 +110,10 @@ def test_preset_has_every_key_of_params_yaml(name):
     assert missing == [], f"{name} lacks {missing}"
 
 
-def _env() -> dict[str, str]:
-    return {
-        **os.environ,
-        "DVC_NO_ANALYTICS": "1",
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@localhost",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@localhost",
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-    }
-
-
-def _run(cmd: list[str], cwd: Path) -> str:
-    done = subprocess.run(cmd, cwd=cwd, env=_env(), capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(cmd)}:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
-    return done.stdout
-
-
 def _repo_with_preset(dest: Path, name: str) -> Path:
     """The tracked files (minus pipeline outputs) with the preset as params.yaml, and empty
     placeholders where the preset expects the dataset."""
-    files = subprocess.run(
-        ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
-    ).stdout.split()
-    for rel in files:
-        if rel.startswith(("metrics/", "data/", "models/")) and not rel.endswith("README.md"):
-            continue
-        if rel == "dvc.lock" or not (ROOT / rel).is_file():
-            continue
-        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / rel, dest / rel)
+    copy_tracked_files(dest)
     shutil.copy2(PRESETS[name], dest / "params.yaml")
     target = yaml.safe_load(PRESETS[name].read_text())["datasets"]["target"]
     (dest / target["videos"]).mkdir(parents=True)
@@ -150,14 +121,14 @@ def _repo_with_preset(dest: Path, name: str) -> Path:
         (dest / target["annotations"]).mkdir(parents=True)
     else:
         (dest / target["annotations"]).write_text('{"database": {}}')
-    _run(["git", "init", "-q"], dest)
-    _run(["git", "add", "-A"], dest)
-    _run(["git", "commit", "-qm", "preset"], dest)
+    run(["git", "init", "-q"], dest)
+    run(["git", "add", "-A"], dest)
+    run(["git", "commit", "-qm", "preset"], dest)
     return dest
 
 
 def _route(repo: Path, target: str) -> set[str]:
-    dot = _run(["dvc", "dag", "--dot", target], repo)
+    dot = run(["dvc", "dag", "--dot", target], repo)
     return set(re.findall(r'^"([^"]+)";$', dot, flags=re.M))
 
 
@@ -173,11 +144,11 @@ def test_preset_routes_run_only_what_they_need_and_accept_overrides(name, tmp_pa
         "extract@trained",
     }
     # an experiment on top of the preset: queued with an override (not run), then inspected
-    _run(
+    run(
         ["dvc", "exp", "run", "--queue", "-n", "clip32", "-S", "clip_len=32", "extract@initial"],
         repo,
     )
-    queued = json.loads(_run(["dvc", "exp", "show", "--json"], repo))
+    queued = json.loads(run(["dvc", "exp", "show", "--json"], repo))
     assert "clip32" in json.dumps(queued)
     assert '"clip_len": 32' in json.dumps(queued)
     assert yaml.safe_load((repo / "params.yaml").read_text())["clip_len"] == 16

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from videos import write_video
+from videos import write_tiny_store
 
 from tsp_pretrain.config import OptimParams
 from tsp_pretrain.features.extract import extract_dataset
@@ -17,8 +17,7 @@ from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.training import loop
 from tsp_pretrain.training.loop import ClipSource, train
-from tsp_pretrain.video.decode import decode_dataset
-from tsp_pretrain.video.store import FrameStore, StoreSettings
+from tsp_pretrain.video.store import FrameStore
 
 PARAMS = OptimParams(
     epochs=2,
@@ -34,16 +33,7 @@ PARAMS = OptimParams(
 
 @pytest.fixture(scope="module")
 def store(tmp_path_factory):
-    root = tmp_path_factory.mktemp("store")
-    for name in ("a", "b"):
-        write_video(root / "videos" / f"{name}.mp4", num_frames=90, height=32, width=32)
-    table = pd.DataFrame(
-        {"video_id": ["a", "b"], "filename": ["a.mp4", "b.mp4"], "duration": [3.0, 3.0]}
-    )
-    decode_dataset(
-        table, root / "videos", root / "frames", StoreSettings(15, 20, "npy"), progress=False
-    )
-    return FrameStore(root / "frames")
+    return FrameStore(write_tiny_store(tmp_path_factory.mktemp("store")))
 
 
 def _segments():

@@ -155,3 +155,22 @@ def write_audio_only(path: Path) -> Path:
         frame.sample_rate = 44100
         _encode_all(container, stream, [frame])
     return path
+
+
+def write_tiny_store(root: Path) -> Path:
+    """Two 3 s videos ``a`` and ``b`` (32 x 32, 30 fps) decoded into an npy frame store at 15 fps,
+    short side 20: the store the training tests sample clips from. Returns the store's folder."""
+    import pandas as pd
+
+    from tsp_pretrain.video.decode import decode_dataset
+    from tsp_pretrain.video.store import StoreSettings
+
+    for name in ("a", "b"):
+        write_video(root / "videos" / f"{name}.mp4", num_frames=90, height=32, width=32)
+    table = pd.DataFrame(
+        {"video_id": ["a", "b"], "filename": ["a.mp4", "b.mp4"], "duration": [3.0, 3.0]}
+    )
+    decode_dataset(
+        table, root / "videos", root / "frames", StoreSettings(15, 20, "npy"), progress=False
+    )
+    return root / "frames"
