@@ -105,4 +105,11 @@ def test_missing_weights_path_names_the_pretraining_stage(tmp_path):
     model = spec.build()
     spec.remove_classifier(model)
     with pytest.raises(WeightsError, match=r"no such checkpoint file.*pretrain@<run>"):
-        load_encoder_weights(model, spec, "models/weights/demo-tac.pt")
+        load_encoder_weights(model, spec, str(tmp_path / "models/weights/demo-tac.pt"))
+
+
+def test_a_bad_gvf_table_is_a_user_error_not_a_bug():
+    """The train stage prints its message (file, cause, fix) and exits 1, without a traceback."""
+    from tsp_pretrain.cli import is_user_error
+
+    assert is_user_error(GVFTableError("t.h5: no GVF for 2 of 3 videos"))

@@ -25,6 +25,7 @@ USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.config:ConfigError",
     "tsp_pretrain.annotations.schema:AnnotationError",
     "tsp_pretrain.evaluation.errors:EvaluationError",
+    "tsp_pretrain.features.gvf:GVFTableError",
     "tsp_pretrain.features.localizers:LocalizerConfigError",
     "tsp_pretrain.features.shards:ShardError",
     "tsp_pretrain.models.registry:UnknownBackboneError",

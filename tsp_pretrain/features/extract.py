@@ -319,11 +319,10 @@ def extract_dataset(
             },
         )
         counts["extracted"] += 1
+    index.save()
     if num_shards > 1:
-        index.save()
         finish_shard(out_dir, settings, list(files), missing & set(files), shard, num_shards)
         return counts
-    index.save()
     finish_folder(
         out_dir,
         index,
