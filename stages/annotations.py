@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
+
 from tsp_pretrain.annotations import (
     build_annotations,
     check_annotations,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
 import pandas as pd
 
 from tsp_pretrain.atomic import write_json
@@ -49,8 +50,7 @@ def main() -> None:
 
     document = {"settings": vars(settings), **report.to_json()}
     write_json(args.report, document, indent=1, sort_keys=False)
-    counts = report.to_json()["counts"]
-    log.info("%s (report: %s)", ", ".join(f"{k} {v}" for k, v in counts.items()), args.report)
+    log.info("%s (report: %s)", report.run_summary(), args.report)
 
 
 if __name__ == "__main__":

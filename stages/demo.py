@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
+
 from tsp_pretrain.config import load_params
 from tsp_pretrain.demo import make_demo_dataset
 from tsp_pretrain.logs import setup_logging

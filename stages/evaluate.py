@@ -10,11 +10,12 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
 import pandas as pd
 
 from tsp_pretrain.atomic import write_csv, write_json
 from tsp_pretrain.config import load_params
-from tsp_pretrain.evaluation import compare_encoders, evaluate_encoder, plot_timelines
+from tsp_pretrain.evaluation import compare_encoders, evaluate_encoder
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.tables import read_annotations
@@ -28,7 +29,6 @@ def main() -> None:
     parser.add_argument("--metrics", type=Path, required=True, help="separability JSON")
     parser.add_argument("--per-video", type=Path, required=True, help="per-video AUC CSV")
     parser.add_argument("--roc", type=Path, required=True, help="folder of ROC CSVs")
-    parser.add_argument("--figure", type=Path, required=True, help="timeline PNG")
     args = parser.parse_args()
     log = setup_logging("evaluate")
     params = load_params()
@@ -64,12 +64,6 @@ def main() -> None:
     write_csv(args.per_video, pd.concat(per_video, ignore_index=True), float_format="%.6f")
     for name, r in results.items():
         write_csv(args.roc / f"{name}.csv", r.roc, float_format="%.5f")
-    plot_timelines(
-        {name: r.scores for name, r in results.items()},
-        tables.segments,
-        args.figure,
-        num_videos=ev.num_timeline_videos,
-    )
     for name in results:
         m = summary[name]
         log.info(

@@ -19,13 +19,15 @@ import shlex
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
+
 from tsp_pretrain.config import load_params
-from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.extract import (
     compute_dtype,
     default_workers,
     extract_dataset,
     extraction_device,
+    feature_settings,
     merge_shards,
 )
 from tsp_pretrain.features.outputs import annotated_but_skipped, encoder_description
@@ -58,20 +60,16 @@ def main() -> None:
     device = extraction_device(p.device, shard, num_shards)
     dtype = compute_dtype(p.dtype, device)
     state = load_encoder_file(args.encoder)
-    settings = {
-        "code": code_digest(),
-        "encoder": file_digest(args.encoder),
-        "frames": file_digest(args.frames / "index.json"),
-        "clip_len": params.clip_len,
-        "stride": p.stride,
-        "frame_rate": params.frame_rate,
-        "crop_size": params.transform.crop_size,
-    }
-    # Only what changes the features is recorded; float32 on the CPU keeps earlier folders' bytes.
-    if str(dtype) != "torch.float32":
-        settings["dtype"] = str(dtype).removeprefix("torch.")
-    if p.channels_last_3d:
-        settings["channels_last_3d"] = True
+    settings = feature_settings(
+        args.encoder,
+        args.frames,
+        clip_len=params.clip_len,
+        stride=p.stride,
+        frame_rate=params.frame_rate,
+        crop_size=params.transform.crop_size,
+        dtype=dtype,
+        channels_last_3d=p.channels_last_3d,
+    )
     common = dict(
         settings=settings,
         clip_len=params.clip_len,

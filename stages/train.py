@@ -12,6 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
+import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
+
 from tsp_pretrain.config import load_params
 from tsp_pretrain.digest import code_digest, file_digest, tracked_file_digest
 from tsp_pretrain.features.gvf import training_gvf

@@ -24,6 +24,7 @@ def _stages() -> dict[str, dict]:
 def _imported_library_files(script: Path) -> set[str]:
     code = (
         "import importlib.util, json, sys\n"
+        f"sys.path.insert(0, {str(script.parent)!r})  # as `python stages/x.py` has it\n"
         f"spec = importlib.util.spec_from_file_location('stage', {str(script)!r})\n"
         "mod = importlib.util.module_from_spec(spec); spec.loader.exec_module(mod)\n"
         "print(json.dumps(sorted(m.__file__ for n, m in list(sys.modules.items())\n"

@@ -9,8 +9,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 
-from tsp_pretrain.experiments import compare, resolve_revision, summary_table
+from tsp_pretrain.experiments import (
+    collect,
+    compare,
+    plot_sweep,
+    resolve_revision,
+    summary_table,
+    sweep_table,
+)
 
 
 def _git(repo: Path, *args: str) -> str:
@@ -41,6 +49,7 @@ def _commit_run(repo: Path, aucs: np.ndarray, message: str) -> str:
         json.dumps(
             {
                 "trained": enc,
+                "initial": enc | {"within_video_auc": 0.5},
                 "trained_minus_initial": {"within_video_auc": 0.1, "ci_low": 0.0, "ci_high": 0.2},
             }
         )
@@ -96,4 +105,66 @@ def test_experiment_names_resolve_to_their_ref_and_unknown_names_fail(repo):
 def test_summary_table_has_a_row_per_run(repo):
     table = summary_table(["HEAD", "tac"], repo)
     lines = table.splitlines()
-    assert len(lines) == 4 and lines[2].startswith("| HEAD |") and "| 10 | 80 |" in lines[3]
+    assert len(lines) == 5 and lines[2].startswith("| initial encoder (HEAD) | 0.500")
+    assert lines[3].startswith("| HEAD |") and "| 10 | 80 |" in lines[4]
+    assert "| - | - | - | - |" in lines[3]  # no localization metrics in these runs
+
+
+def _params(repo: Path, **top) -> None:
+    params = {"clip_len": 16, "objective": "tsp", "seed": 0, "train": {"epochs": 2}} | top
+    (repo / "params.yaml").write_text(yaml.safe_dump(params))
+
+
+def _localization(repo: Path, trained_map: float) -> None:
+    entry = {
+        "average_map": trained_map,
+        "average_map_ci_low": trained_map - 0.1,
+        "average_map_ci_high": trained_map + 0.1,
+        "map_50": 0.6,
+        "ar_100": 0.7,
+        "ar_auc": 0.65,
+    }
+    (repo / "metrics").mkdir(exist_ok=True)
+    (repo / "metrics" / "localization.json").write_text(
+        json.dumps({"trained": entry, "initial": entry | {"average_map": 0.2}})
+    )
+
+
+def test_sweep_collects_the_runs_that_differ_only_in_the_key_and_objective(tmp_path):
+    repo = tmp_path
+    _git(repo, "init", "-q")
+    rng = np.random.default_rng(0)
+    _params(repo)
+    _localization(repo, 0.4)
+    base = _commit_run(repo, rng.uniform(0.6, 0.8, 10), "baseline")
+    runs = {
+        "c8": ({"clip_len": 8}, 0.3),
+        "c32": ({"clip_len": 32}, 0.5),
+        "tac16": ({"objective": "tac"}, 0.2),
+        "tac32": ({"objective": "tac", "clip_len": 32}, 0.25),
+        "seed1": ({"seed": 1}, 0.45),  # another key: not part of the sweep
+        "again16": ({}, 0.4),  # the baseline's own point: reported, not drawn twice
+    }
+    for name, (change, value) in runs.items():
+        _git(repo, "checkout", "-q", base)
+        _params(repo, **change)
+        _localization(repo, value)
+        sha = _commit_run(repo, rng.uniform(0.6, 0.8, 10), name)
+        _git(repo, "update-ref", f"refs/exps/{base[:2]}/{base[2:]}/{name}", sha)
+    _git(repo, "checkout", "-q", base)
+    found, left_out = collect("clip_len", "HEAD", repo)
+    assert [(r.objective, r.value, r.name) for r in found] == [
+        ("tac", 16, "tac16"),
+        ("tac", 32, "tac32"),
+        ("tsp", 8, "c8"),
+        ("tsp", 16, f"{base[:7]} (baseline)"),
+        ("tsp", 32, "c32"),
+    ]
+    assert any("seed1: also changes seed" in line for line in left_out)
+    assert any(line.startswith("again16: same point") for line in left_out)
+    table = sweep_table(found, "clip_len").splitlines()
+    assert len(table) == 7 and "| tsp | 32 |" in table[6] and "0.500 [0.400, 0.600]" in table[6]
+    plot_sweep(found, "clip_len", tmp_path / "sweep.png")
+    assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
+    with pytest.raises(ValueError, match=r"not a params\.yaml key"):
+        collect("clip_length", "HEAD", repo)

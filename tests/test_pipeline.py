@@ -191,6 +191,28 @@ def test_repro_then_exp_run_with_another_clip_len(clone):
             assert 0.0 <= metrics[encoder][key] <= 1.0, (encoder, key)
     assert (clone / "metrics/timelines.png").stat().st_size > 0
     assert (clone / "metrics/train/metrics.json").is_file()
+    localization = json.loads((clone / "metrics/localization.json").read_text())
+    for encoder in ("initial", "trained"):
+        for key in (
+            "average_map",
+            "map_50",
+            "map_75",
+            "map_95",
+            "ar_1",
+            "ar_5",
+            "ar_10",
+            "ar_100",
+            "ar_auc",
+            "average_map_ci_low",
+            "average_map_ci_high",
+        ):
+            assert 0.0 <= localization[encoder][key] <= 1.0, (encoder, key)
+    assert "average_map" in localization["trained_minus_initial"]
+    for encoder in ("initial", "trained"):
+        results = json.loads((clone / f"data/localization/{encoder}/detections.json").read_text())
+        assert results["version"] == "VERSION 1.3" and len(results["results"]) == 4
+        curve = (clone / f"metrics/ar_an/{encoder}.csv").read_text().splitlines()
+        assert curve[0] == "an,ar" and len(curve) == 101
     report = json.loads((clone / "data/reports/decode-target.json").read_text())
     assert report["counts"]["skipped"] == 0
     _assert_up_to_date(clone)
@@ -213,3 +235,22 @@ def test_repro_then_exp_run_with_another_clip_len(clone):
     assert "trained.within_video_auc" in text and "metrics/separability.json" in text
     params_diff = run(["dvc", "params", "diff", "HEAD", "short"], clone)
     assert "clip_len" in params_diff
+    assert "trained.average_map" in diff["metrics/localization.json"]
+    assert "trained.ar_auc" in text and "metrics/localization.json" in text
+    # the paired bootstrap of average mAP re-scores both runs' prediction files (dvc.api)
+    compared = run(
+        [
+            sys.executable,
+            "-m",
+            "tsp_pretrain.experiments",
+            "compare",
+            "HEAD",
+            "short",
+            "--metric",
+            "average_map",
+            "--n-bootstrap",
+            "100",
+        ],
+        clone,
+    )
+    assert "average_map (trained encoder), HEAD - short" in compared and "over 4 videos" in compared

@@ -110,6 +110,9 @@ def test_decode_dataset_reports_bad_files_and_resumes(tmp_path, store):
 
     again = decode_dataset(table, videos, out, settings, workers=1, progress=False)
     assert again.reused == ["good"] and again.decoded == []
+    # The DVC-tracked report describes the store, so a resumed run writes the same bytes.
+    assert again.to_json() == report.to_json()
+    assert report.to_json()["counts"] == {"stored": 1, "skipped": 4, "damaged": 0}
 
     changed = StoreSettings(frame_rate=10, short_side=16, store=store)
     third = decode_dataset(table.iloc[:1], videos, out, changed, workers=1, progress=False)

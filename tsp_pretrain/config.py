@@ -353,6 +353,38 @@ class EvaluateParams(Section):
     num_timeline_videos: int = Field(4, ge=1)
 
 
+class LocalizeParams(Section):
+    """The localization read-out (tsp_pretrain.localization.readout) and its evaluation.
+
+    Defaults were fixed before any validation score was seen (and are not tuned on it): they
+    follow the common choices of TAG grouping and of BMN / ActionFormer post-processing.
+    """
+
+    tiou: Literal["activitynet", "thumos14"] = Field(
+        "activitynet", description="detection tIoU thresholds: 0.5:0.05:0.95 or 0.3:0.1:0.7"
+    )
+    smoothing: float = Field(
+        1.0, ge=0, description="seconds: Gaussian sigma smoothing the actionness; 0: none"
+    )
+    thresholds: list[Annotated[float, Field(gt=0, lt=1)]] = Field(
+        default_factory=lambda: [round(0.1 * k, 1) for k in range(1, 10)],
+        min_length=1,
+        description="actionness levels; each run of clips at or above one is a candidate",
+    )
+    score: Literal["contrast", "inner"] = Field(
+        "contrast",
+        description="candidate score: contrast = (1 + inner mean - outer mean) / 2; inner = mean",
+    )
+    margin: float = Field(
+        0.25, gt=0, description="outer region of the contrast, each side, x segment length"
+    )
+    nms: Literal["soft", "hard"] = "soft"
+    soft_sigma: float = Field(0.5, gt=0, description="soft-NMS: score x exp(-tIoU^2 / sigma)")
+    nms_threshold: float = Field(0.5, gt=0, le=1, description="hard NMS: drop above this tIoU")
+    max_proposals: int = Field(100, ge=1, description="proposals kept per video")
+    top_classes: int = Field(2, ge=1, description="classes per proposal in the detections")
+
+
 class Params(Section):
     """The whole ``params.yaml``."""
 
@@ -371,6 +403,7 @@ class Params(Section):
     train: TrainParams = TrainParams()
     extract: ExtractParams = ExtractParams()
     evaluate: EvaluateParams = EvaluateParams()
+    localize: LocalizeParams = LocalizeParams()
 
     @model_validator(mode="after")
     def _check_pretrain_runs(self) -> Params:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import pandas as pd
 
@@ -40,13 +41,23 @@ def read_annotations(folder: str | Path) -> AnnotationTables:
             raise FileNotFoundError(
                 f"{folder / name}: missing; run the annotations stage (dvc repro) first"
             )
-    videos = pd.read_csv(folder / "videos.csv", dtype={"video_id": str, "filename": str})
-    segments = pd.read_csv(
-        folder / "segments.csv",
+    with (folder / "labels.json").open() as f:
+        labels = json.load(f)
+    return AnnotationTables(
+        read_videos_csv(folder / "videos.csv"), read_segments_csv(folder / "segments.csv"), labels
+    )
+
+
+def read_videos_csv(source: str | Path | IO[str]) -> pd.DataFrame:
+    """``videos.csv`` (a path or an open text stream, e.g. a file of a git revision)."""
+    return pd.read_csv(source, dtype={"video_id": str, "filename": str})
+
+
+def read_segments_csv(source: str | Path | IO[str]) -> pd.DataFrame:
+    """``segments.csv``: ids and labels as text, an empty label (background) stays ""."""
+    return pd.read_csv(
+        source,
         dtype={"video_id": str, "label": str},
         keep_default_na=False,
         na_values={"t_start": [""], "t_end": [""]},
     )
-    with (folder / "labels.json").open() as f:
-        labels = json.load(f)
-    return AnnotationTables(videos, segments, labels)

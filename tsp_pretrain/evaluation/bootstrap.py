@@ -54,9 +54,35 @@ def bootstrap_mean(
     for start in range(0, n_bootstrap, per_chunk):
         stop = min(start + per_chunk, n_bootstrap)
         means[start:stop] = values[rng.integers(0, n, size=(stop - start, n))].mean(axis=1)
+    return percentile_interval(float(values.mean()), means, n, confidence)
+
+
+def percentile_interval(
+    observed: float, samples: np.ndarray, num_videos: int, confidence: float = 0.95
+) -> Interval:
+    """The observed value with the central ``confidence`` range of its bootstrap ``samples``."""
     alpha = 1.0 - confidence
-    low, high = np.quantile(means, [alpha / 2, 1 - alpha / 2])
-    return Interval(float(values.mean()), float(low), float(high), n)
+    low, high = np.quantile(np.asarray(samples, dtype=float), [alpha / 2, 1 - alpha / 2])
+    return Interval(float(observed), float(low), float(high), num_videos)
+
+
+def video_draws(num_videos: int, n_bootstrap: int, seed: int) -> np.ndarray:
+    """``n_bootstrap x num_videos`` counts: how often each video is drawn in each resample.
+
+    For statistics that are not a mean of per-video values (mAP, recall over pooled ground
+    truth): each resample draws ``num_videos`` videos with replacement, and a video drawn k
+    times counts k times. The same rows serve every encoder, which pairs the comparison.
+    """
+    if num_videos < 1 or n_bootstrap < 1:
+        raise EvaluationError(
+            f"bootstrap: need at least one video and one resample, got {num_videos} and "
+            f"{n_bootstrap}"
+        )
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, num_videos, size=(n_bootstrap, num_videos))
+    counts = np.zeros((n_bootstrap, num_videos))
+    np.add.at(counts, (np.arange(n_bootstrap)[:, None], draws), 1)
+    return counts
 
 
 def paired_bootstrap(

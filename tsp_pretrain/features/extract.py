@@ -29,6 +29,7 @@ from tqdm import tqdm
 from tsp_pretrain.atomic import atomic_path, write_csv
 from tsp_pretrain.data.sampling import overlaps_lost, sliding_windows
 from tsp_pretrain.data.transforms import EvalPreset
+from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.outputs import write_derived
 from tsp_pretrain.features.shards import (
     SHARD_FILE,
@@ -97,6 +98,40 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     return getattr(torch, precision)
+
+
+def feature_settings(
+    encoder_file: Path,
+    frames: Path,
+    *,
+    clip_len: int,
+    stride: int,
+    frame_rate: float,
+    crop_size: int,
+    dtype: torch.dtype,
+    channels_last_3d: bool,
+) -> dict:
+    """What identifies a feature folder: the settings every per-video record and every shard
+    carries, so that resuming (or merging) reuses only features made exactly this way.
+
+    The code, the encoder file and the frame store's index by digest, and every parameter
+    that changes the numbers. dtype and channels_last_3d are recorded only when they differ
+    from float32 / off, so float32 on the CPU keeps the identity (and bytes) of earlier folders.
+    """
+    settings: dict = {
+        "code": code_digest(),
+        "encoder": file_digest(encoder_file),
+        "frames": file_digest(Path(frames) / "index.json"),
+        "clip_len": clip_len,
+        "stride": stride,
+        "frame_rate": frame_rate,
+        "crop_size": crop_size,
+    }
+    if dtype != torch.float32:
+        settings["dtype"] = str(dtype).removeprefix("torch.")
+    if channels_last_3d:
+        settings["channels_last_3d"] = True
+    return settings
 
 
 def default_workers(device: torch.device, cpus: int | None = None) -> int:

@@ -381,10 +381,15 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
 
 @dataclass
 class DecodeReport:
-    """What a decode run did: counts, every skipped video and why, every damaged video.
+    """What a decode run did: which videos it decoded, reused, skipped, found damaged or removed.
 
     ``damaged`` lists the videos stored with lost frames: how many, which frame ranges and time
     ranges (seconds at ``frame_rate``), and the decoder's first complaint.
+
+    :meth:`to_json` (the DVC-tracked report) describes the *store*, not the run: how many videos
+    it holds, which were skipped and why, which are damaged. Whether a video was decoded now or
+    reused from an earlier run is history, and a report holding it would differ between a fresh
+    clone and a resumed run with the same store; :meth:`run_summary` (the log line) has it.
     """
 
     decoded: list[str] = field(default_factory=list)
@@ -396,16 +401,20 @@ class DecodeReport:
     def to_json(self) -> dict:
         return {
             "counts": {
-                "decoded": len(self.decoded),
-                "reused": len(self.reused),
+                "stored": len(self.decoded) + len(self.reused),
                 "skipped": len(self.skipped),
-                "removed_stale": len(self.removed),
                 "damaged": len(self.damaged),
             },
             "skipped": self.skipped,
             "damaged": self.damaged,
-            "removed_stale": self.removed,
         }
+
+    def run_summary(self) -> str:
+        """This run's history, for the log: decoded, reused, skipped, stale files removed."""
+        return (
+            f"decoded {len(self.decoded)}, reused {len(self.reused)}, skipped "
+            f"{len(self.skipped)}, damaged {len(self.damaged)}, removed stale {len(self.removed)}"
+        )
 
 
 def _damage(job: DecodeJob, entry: StoredVideo, log_: DecodeLog) -> dict:

@@ -1,0 +1,64 @@
+"""``python -m tsp_pretrain.experiments``: compare, table and sweep (see the package docstring)."""
+
+from __future__ import annotations
+
+import argparse
+
+from tsp_pretrain.experiments import (
+    METRICS,
+    collect,
+    compare,
+    plot_sweep,
+    summary_table,
+    sweep_table,
+)
+from tsp_pretrain.experiments import __doc__ as DOC
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m tsp_pretrain.experiments",
+        description=DOC,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    cmp_ = sub.add_parser("compare", help="paired bootstrap over validation videos, A minus B")
+    cmp_.add_argument("a", help="experiment name, git revision, or 'workspace'")
+    cmp_.add_argument("b", help="experiment name, git revision, or 'workspace'")
+    cmp_.add_argument("--metric", default="within_video_auc", choices=METRICS)
+    cmp_.add_argument("--encoder", default="trained", choices=["trained", "initial"])
+    cmp_.add_argument("--n-bootstrap", type=int, default=None, help="default 10000 (AUC), 2000")
+    cmp_.add_argument("--seed", type=int, default=0)
+    table = sub.add_parser("table", help="main metrics of several runs as a Markdown table")
+    table.add_argument("names", nargs="+", help="experiment names, git revisions, or 'workspace'")
+    sweep = sub.add_parser("sweep", help="a one-key sweep over experiments: table and figure")
+    sweep.add_argument("key", help="the swept params key, e.g. clip_len")
+    sweep.add_argument("--baseline", default="HEAD", help="commit the experiments are based on")
+    sweep.add_argument("--plot", help="write the figure (PNG) here")
+    args = parser.parse_args(argv)
+    if args.command == "table":
+        print(summary_table(args.names))
+    elif args.command == "sweep":
+        runs, left_out = collect(args.key, args.baseline)
+        print(sweep_table(runs, args.key))
+        for line in left_out:
+            print(f"left out: {line}")
+        if args.plot:
+            plot_sweep(runs, args.key, args.plot)
+            print(f"figure: {args.plot}")
+    else:
+        n = args.n_bootstrap or (10_000 if args.metric == "within_video_auc" else 2_000)
+        r = compare(
+            args.a, args.b, metric=args.metric, encoder=args.encoder, n_bootstrap=n, seed=args.seed
+        )
+        low, high = r["ci_low"], r["ci_high"]
+        verdict = "above zero" if low > 0 else "below zero" if high < 0 else "contains zero"
+        print(
+            f"{r['metric']} ({r['encoder']} encoder), {r['a']} - {r['b']}: "
+            f"{r['mean_difference']:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}] "
+            f"over {r['num_videos']} videos ({verdict})"
+        )
+
+
+if __name__ == "__main__":
+    main()
