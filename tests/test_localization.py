@@ -367,3 +367,19 @@ def test_bootstrap_discards_draws_without_ground_truth():
     # draws with the empty video rank its false positive first (AP 1/2), draws without: AP 1
     assert all(np.isfinite([i.low, i.high]).all() for i in intervals.values())
     assert intervals["average_map"].low == 0.5 and intervals["average_map"].high == 1.0
+
+
+def test_bootstrap_keeps_only_draws_holding_every_class():
+    """A class with one instance, never detected (AP 0), beside a class always detected (AP 1):
+    mAP is 0.5 on every draw that holds both classes. A draw without the rare video would score
+    1.0, and counting such draws would push the interval up."""
+    from tsp_pretrain.localization.ground_truth import GroundTruth
+
+    videos = [f"v{i}" for i in range(8)]
+    rows = [(v, 0.0, 10.0, "common") for v in videos] + [("v0", 20.0, 30.0, "rare")]
+    segs = pd.DataFrame(rows, columns=["video_id", "t_start", "t_end", "label"])
+    pred = segs[segs["label"] == "common"].assign(score=0.9)
+    matched = match(GroundTruth(videos, segs, "x"), pred, None, thresholds=ANET)
+    (intervals,) = bootstrap([matched], n_bootstrap=300, seed=0)
+    assert intervals["average_map"].mean == 0.5
+    assert intervals["average_map"].low == intervals["average_map"].high == 0.5

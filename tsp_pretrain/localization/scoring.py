@@ -140,6 +140,12 @@ class Matched:
     matches: list[ClassMatches] | None
     recall: RecallCounts | None
 
+    def covers_every_class(self, video_weight: np.ndarray) -> bool:
+        """Whether a draw holds ground truth of every class (of any video, for proposals)."""
+        if self.matches is not None:
+            return all(float(m.gt_per_video @ video_weight) > 0 for m in self.matches)
+        return self.recall is None or float(self.recall.num_gt @ video_weight) > 0
+
     def scores(self, video_weight: np.ndarray | None = None) -> Scores:
         detection = (
             None
@@ -187,8 +193,11 @@ def bootstrap(
     """Percentile intervals of every metric of each prediction set, on the same video draws.
 
     With two sets, a third entry holds the intervals of the paired difference first - second.
-    All sets must index the same videos (an error otherwise). A draw holding no ground truth
-    (possible with few videos) defines no metric and is discarded, for every set alike.
+    All sets must index the same videos (an error otherwise). A draw that misses every ground
+    truth of some class is discarded, for every set alike: mAP would then average fewer
+    classes, and leaving out a rare, badly detected class would bias the draws upwards. A class
+    whose ground truth lies in a single video is missed by (1 - 1/n)^n, about 1/e, of the
+    draws; a class spread over v videos by about e^-v. The number of draws kept is logged.
     """
     videos = matched[0].videos
     if any(m.videos != videos for m in matched):
@@ -196,16 +205,16 @@ def bootstrap(
     observed = [m.scores().metrics() for m in matched]
     keys = [list(o) for o in observed]
     draws = video_draws(len(videos), n_bootstrap, seed)
+    draws = draws[[all(m.covers_every_class(w) for m in matched) for w in draws]]
+    if len(draws) == 0:
+        raise EvaluationError(
+            f"bootstrap: no draw of the {len(videos)} videos holds ground truth of every class"
+        )
+    log.info("bootstrap: %d of %d draws hold every class and are kept", len(draws), n_bootstrap)
     samples = [
         np.array([[s.metrics()[k] for k in ks] for s in (m.scores(w) for w in draws)])
         for m, ks in zip(matched, keys, strict=True)
     ]
-    # With g of n videos holding ground truth a draw misses them all with probability
-    # (1 - g/n)^n < 1/e: at most about a third of the draws are discarded.
-    usable = np.all([np.isfinite(s).all(axis=1) for s in samples], axis=0)
-    if not usable.any():
-        raise EvaluationError(f"bootstrap: no draw of the {len(videos)} videos holds ground truth")
-    samples = [s[usable] for s in samples]
     out = [
         {k: percentile_interval(obs[k], s[:, j], len(videos), confidence) for j, k in enumerate(ks)}
         for obs, s, ks in zip(observed, samples, keys, strict=True)
