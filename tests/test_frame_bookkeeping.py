@@ -149,7 +149,9 @@ def test_the_decode_side_does_not_import_torch():
     assert not _imports_torch("import tsp_pretrain.video.decode")
     # what a spawned decode worker runs: the stage script as __mp_main__, then the job function
     assert not _imports_torch(
-        "import runpy; runpy.run_path('stages/decode.py', run_name='__mp_main__')\n"
+        # sys.path as the parent's (multiprocessing hands it over): the script's folder first
+        "import runpy, sys; sys.path.insert(0, 'stages')\n"
+        "runpy.run_path('stages/decode.py', run_name='__mp_main__')\n"
         "from tsp_pretrain.video.decode import _decode_one"
     )
     # the readers still hand out tensors

@@ -126,6 +126,7 @@ def _run_killed(clone: Path, argv: list[str], patch: str, kill_at: int) -> None:
     """Run a stage script with ``patch`` applied; it must die by SIGKILL (not finish, not fail)."""
     code = (
         f"KILL_AT = {kill_at}\n{patch}\nimport runpy, sys\n"
+        "sys.path.insert(0, 'stages')  # as `python stages/x.py` has it\n"
         f"sys.argv = {argv!r}\nrunpy.run_path({argv[0]!r}, run_name='__main__')\n"
     )
     done = subprocess.run([sys.executable, "-c", code], cwd=clone, capture_output=True, text=True)
