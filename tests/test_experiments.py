@@ -106,7 +106,7 @@ def test_summary_table_has_a_row_per_run(repo):
     table = summary_table(["HEAD", "tac"], repo)
     lines = table.splitlines()
     assert len(lines) == 5 and lines[2].startswith("| initial encoder (HEAD) | 0.500")
-    assert lines[3].startswith("| HEAD |") and "| 10 | 80 |" in lines[4]
+    assert lines[3].startswith("| HEAD |") and "| - | 10 | 80 |" in lines[4]
     assert "| - | - | - | - |" in lines[3]  # no localization metrics in these runs
 
 
@@ -164,6 +164,8 @@ def test_sweep_collects_the_runs_that_differ_only_in_the_key_and_objective(tmp_p
     assert any(line.startswith("again16: same point") for line in left_out)
     table = sweep_table(found, "clip_len").splitlines()
     assert len(table) == 7 and "| tsp | 32 |" in table[6] and "0.500 [0.400, 0.600]" in table[6]
+    rows = summary_table(["HEAD", "c8"], repo).splitlines()
+    assert "| 0.300 [0.200, 0.400] | 0.600 | 0.700 | 0.650 |" in rows[4]  # localization cells
     plot_sweep(found, "clip_len", tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").read_bytes()[:4] == b"\x89PNG"
     with pytest.raises(ValueError, match=r"not a params\.yaml key"):

@@ -133,9 +133,10 @@ def _with_ci(entry: dict, key: str) -> str:
 
 
 def _localization(name: str, encoder: str, repo: Path) -> dict | None:
-    """One encoder's entry of ``metrics/localization.json``; None for runs made before it."""
+    """One entry (an encoder, or ``trained_minus_initial``) of ``metrics/localization.json``;
+    None for runs made before the localize stage existed."""
     try:
-        return read_json(name, LOCALIZATION, repo)[encoder]
+        return read_json(name, LOCALIZATION, repo).get(encoder)
     except FileNotFoundError:
         return None
 
@@ -157,21 +158,28 @@ def summary_table(names: list[str], repo: Path = Path(), initial: bool = True) -
     first row gives the initial encoder of the first run."""
     rows = [
         "| run | within-video AUC [95% CI] | pooled AUC | action top-1 | average mAP [95% CI] | "
-        "mAP@0.5 | AR@100 | AR AUC | trained - initial, within-video AUC [95% CI] | steps | "
-        "fg clips seen |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "mAP@0.5 | AR@100 | AR AUC | trained - initial: within-video AUC [95% CI] | "
+        "trained - initial: average mAP [95% CI] | steps | fg clips seen |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     if initial:
         sep = read_json(names[0], SEPARABILITY, repo)["initial"]
         cells = _cells(sep, _localization(names[0], "initial", repo))
-        rows.append(f"| initial encoder ({short_name(names[0])}) | {cells} | | | |")
+        rows.append(f"| initial encoder ({short_name(names[0])}) | {cells} | | | | |")
     for name in names:
         sep = read_json(name, SEPARABILITY, repo)
         seen = read_json(name, "metrics/train/metrics.json", repo).get("seen", {})
         d = sep["trained_minus_initial"]
+        gain = _localization(name, "trained_minus_initial", repo)
+        map_gain = (
+            "-"
+            if gain is None
+            else f"{gain['average_map']:+.3f} [{gain['average_map_ci_low']:+.3f}, "
+            f"{gain['average_map_ci_high']:+.3f}]"
+        )
         rows.append(
             f"| {short_name(name)} | {_cells(sep['trained'], _localization(name, 'trained', repo))}"
             f" | {d['within_video_auc']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}] | "
-            f"{seen.get('steps', '-')} | {seen.get('fg_clips', '-')} |"
+            f"{map_gain} | {seen.get('steps', '-')} | {seen.get('fg_clips', '-')} |"
         )
     return "\n".join(rows)
