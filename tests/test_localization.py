@@ -334,6 +334,17 @@ def test_score_command_on_an_external_file(tmp_path, capsys):
         ["--ground-truth", gt, "--predictions", preds, "--proposals-only", "--json", str(out)]
     )
     assert "average_map" not in json.loads(out.read_text())["metrics"]
+    props = write(
+        tmp_path / "props.json", {"results": {"vid1": [{"score": 1, "segment": [10, 20]}]}}
+    )
+    score_main(
+        ["--ground-truth", gt, "--predictions", preds, "--proposals", props, "--json", str(out)]
+    )
+    metrics = json.loads(out.read_text())["metrics"]
+    assert metrics["ar_100"] == pytest.approx(
+        1 / 3, abs=1e-4
+    )  # one of three segments, from the file
+    assert metrics["average_map"] < 1  # detections still scored from --predictions
 
 
 def test_score_command_reports_user_errors_without_traceback(tmp_path):

@@ -8,7 +8,9 @@ THUMOS14 folder of ``<Class>_val.txt`` / ``_test.txt``, or this project's annota
 (``data/annotations/target``). Predictions: ActivityNet results JSON (OpenTAD, G-TAD, BMN, this
 project's ``localize`` stage), ActionFormer's ``{"<id>": [...]}`` with integer labels
 (``--labels``), or a CSV ``video-id, t-start, t-end, label, score``. A file without labels is
-scored as proposals only. ``--json`` writes every number (per class and threshold) to a file.
+scored as proposals only. AR@AN ranks the predictions themselves as proposals (labels
+ignored) unless ``--proposals`` names a class-free proposals file. ``--json`` writes every
+number (per class and threshold) to a file.
 """
 
 from __future__ import annotations
@@ -52,8 +54,9 @@ def score_files(args: argparse.Namespace) -> dict:
             table, truth, blocked=blocked, ignore_outside=args.ignore_outside
         )
         detections, notes = prepared.table, notes + prepared.notes
+    proposals = read_predictions(args.proposals) if args.proposals else table
     props = prepare_predictions(
-        table, truth, blocked=blocked, ignore_outside=args.ignore_outside, detections=False
+        proposals, truth, blocked=blocked, ignore_outside=args.ignore_outside, detections=False
     )
     notes += [n for n in props.notes if n not in notes]
     matched = match(
@@ -68,6 +71,7 @@ def score_files(args: argparse.Namespace) -> dict:
         "ground_truth": str(args.ground_truth),
         "subset": args.subset,
         "predictions": str(args.predictions),
+        "proposals": str(args.proposals or args.predictions),
         "num_videos": len(truth.videos),
         "num_ground_truth": len(truth.segments),
         "num_predictions": len(table),
@@ -132,6 +136,11 @@ def main(argv: list[str] | None = None) -> None:
         "--proposal-tiou",
         default=",".join(f"{t:g}" for t in ACTIVITYNET_TIOU),
         help="AR thresholds (default 0.5:0.05:0.95)",
+    )
+    parser.add_argument(
+        "--proposals",
+        type=Path,
+        help="a separate proposals file for AR (default: the predictions, labels ignored)",
     )
     parser.add_argument("--proposals-only", action="store_true", help="ignore labels")
     parser.add_argument(
