@@ -83,3 +83,23 @@ def test_code_digest_tracks_the_named_sources():
     assert code_digest() == code_digest()
     assert code_digest("video/decode.py") != code_digest("video/store.py")
     assert code_digest("video/decode.py", "video/store.py") != code_digest("video/decode.py")
+
+
+def test_code_digest_covers_the_imported_modules_only():
+    """Without names, the digest covers the library modules the process imported (what dvc.yaml
+    lists as the stage's deps), not files the stage never runs."""
+    import subprocess
+    import sys
+
+    def digest(imports: str) -> str:
+        code = f"{imports}\nfrom tsp_pretrain.digest import code_digest\nprint(code_digest())"
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip()
+
+    base = digest("import tsp_pretrain.tables")
+    assert digest("import tsp_pretrain.tables") == base
+    assert digest("import tsp_pretrain.tables, tsp_pretrain.localization.segments") != base
+    from tsp_pretrain.digest import code_digest
+
+    assert base == code_digest("__init__.py", "digest.py", "tables.py")

@@ -4,24 +4,43 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import sys
 from pathlib import Path
 
 
 def code_digest(*modules: str | Path) -> str:
-    """Digest of library source files (all of ``tsp_pretrain`` when none are named).
+    """Digest of library source files: those named, or else every ``tsp_pretrain`` module this
+    process has imported.
 
     Part of every resumable stage's identity: a run resumes from a checkpoint, or reuses a stored
     video or feature file, only if the code that produced it is the code running now. Otherwise
     `dvc repro` after a bug fix would find the old outputs "already done" and keep them.
+
+    Only the imported modules count, not the whole package: dvc.yaml lists them as the stage's
+    dependencies (``tests/test_dvc_yaml.py``), so whenever this digest changes DVC re-runs the
+    stage. A digest of the whole package changed with files the stage never runs (the
+    ``score`` command, say) while DVC, rightly, did not re-run it: the outputs of the workspace
+    and of a fresh clone then recorded different digests.
     """
     package = Path(__file__).resolve().parent
-    files = [Path(m) for m in modules] if modules else sorted(package.rglob("*.py"))
+    files = [Path(m) for m in modules] if modules else _imported_files(package)
     digest = hashlib.blake2b(digest_size=8)
     for path in files:
         path = path if path.is_absolute() else package / path
         digest.update(path.relative_to(package).as_posix().encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()
+
+
+def _imported_files(package: Path) -> list[Path]:
+    """Source files of the loaded modules of ``package`` (sorted; this module included)."""
+    files = {
+        Path(module.__file__).resolve()
+        for name, module in list(sys.modules.items())
+        if (name == package.name or name.startswith(package.name + "."))
+        and getattr(module, "__file__", None)
+    }
+    return sorted(f for f in files if f.is_relative_to(package) and f.suffix == ".py")
 
 
 def file_digest(path: str | Path) -> str:
