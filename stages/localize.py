@@ -23,7 +23,7 @@ from tsp_pretrain.features.store import load_features
 from tsp_pretrain.localization import (
     comparison_report,
     match,
-    prepare_predictions,
+    prepare_both,
     read_ground_truth,
     read_out_encoder,
     read_predictions,
@@ -77,17 +77,17 @@ def main() -> None:
                 details=details,
                 videos=truth.videos,
             )
-        dets = prepare_predictions(read_predictions(files["detections"]), truth)
-        props = prepare_predictions(read_predictions(files["proposals"]), truth, detections=False)
-        for note in dets.notes + props.notes:
-            log.warning("%s: %s", name, note)
-        matched[name] = match(
-            truth, dets.table, props.table, thresholds=thresholds, videos=truth.videos
+        dets, props, notes = prepare_both(
+            read_predictions(files["detections"]), read_predictions(files["proposals"]), truth
         )
-        clips[name], detections[name] = readout.clips, dets.table
-        per_class = matched[name].scores().detection.per_class_table()
+        for note in notes:
+            log.warning("%s: %s", name, note)
+        matched[name] = match(truth, dets, props, thresholds=thresholds, videos=truth.videos)
+        clips[name], detections[name] = readout.clips, dets
+        scores = matched[name].scores()
+        per_class = scores.detection.per_class_table()
         write_csv(args.out / name / "per_class_ap.csv", per_class, float_format="%.4f")
-        curve = matched[name].scores().proposals.curve
+        curve = scores.proposals.curve
         ar_an = pd.DataFrame({"an": range(1, len(curve) + 1), "ar": curve.round(4)})
         write_csv(args.ar_an / f"{name}.csv", ar_an)
 

@@ -25,7 +25,7 @@ from tsp_pretrain.experiments.revisions import (
 )
 from tsp_pretrain.localization.ground_truth import ground_truth_from_tables
 from tsp_pretrain.localization.predictions import parse_predictions
-from tsp_pretrain.localization.scoring import Matched, bootstrap, match, prepare_predictions
+from tsp_pretrain.localization.scoring import Matched, bootstrap, match, prepare_both
 from tsp_pretrain.localization.segments import tiou_thresholds
 from tsp_pretrain.tables import read_segments_csv, read_videos_csv
 
@@ -87,8 +87,7 @@ def localization_matches(
         raise ValueError(f"{names[0]} and {names[1]} use different localize.tiou protocols")
     out = []
     for _, truth, tables in runs:
-        det = prepare_predictions(tables["detections"], truth).table
-        prop = prepare_predictions(tables["proposals"], truth, detections=False).table
+        det, prop, _ = prepare_both(tables["detections"], tables["proposals"], truth)
         out.append(match(truth, det, prop, thresholds=tiou_thresholds(tiou), videos=truth.videos))
     return out[0], out[1]
 

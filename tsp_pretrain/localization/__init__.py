@@ -19,6 +19,7 @@ from tsp_pretrain.localization.scoring import (
     bootstrap,
     comparison_report,
     match,
+    prepare_both,
     prepare_predictions,
 )
 from tsp_pretrain.localization.segments import tiou_matrix, tiou_thresholds
@@ -35,6 +36,7 @@ __all__ = [
     "comparison_report",
     "detection_map",
     "match",
+    "prepare_both",
     "prepare_predictions",
     "read_blocked",
     "read_ground_truth",

@@ -24,7 +24,7 @@ from tsp_pretrain.evaluation.errors import EvaluationError
 from tsp_pretrain.evaluation.evaluate import round_floats
 from tsp_pretrain.localization.ground_truth import read_blocked, read_ground_truth
 from tsp_pretrain.localization.predictions import read_predictions
-from tsp_pretrain.localization.scoring import bootstrap, match, prepare_predictions
+from tsp_pretrain.localization.scoring import bootstrap, match, prepare_both
 from tsp_pretrain.localization.segments import ACTIVITYNET_TIOU, tiou_thresholds
 
 
@@ -47,22 +47,15 @@ def score_files(args: argparse.Namespace) -> dict:
             f"{args.predictions}: some predictions have a label and some do not; give every "
             "prediction a label (detections) or none (proposals)"
         )
-    notes: list[str] = []
-    detections = None
-    if has_labels and not args.proposals_only:
-        prepared = prepare_predictions(
-            table, truth, blocked=blocked, ignore_outside=args.ignore_outside
-        )
-        detections, notes = prepared.table, notes + prepared.notes
+    detections = table if has_labels and not args.proposals_only else None
     proposals = read_predictions(args.proposals) if args.proposals else table
-    props = prepare_predictions(
-        proposals, truth, blocked=blocked, ignore_outside=args.ignore_outside, detections=False
+    detections, proposals, notes = prepare_both(
+        detections, proposals, truth, blocked=blocked, ignore_outside=args.ignore_outside
     )
-    notes += [n for n in props.notes if n not in notes]
     matched = match(
         truth,
         detections,
-        props.table,
+        proposals,
         thresholds=_thresholds(args.tiou),
         proposal_thresholds=_thresholds(args.proposal_tiou),
     )

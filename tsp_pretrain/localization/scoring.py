@@ -107,6 +107,34 @@ def prepare_predictions(
     return Prepared(table.reset_index(drop=True), notes)
 
 
+def prepare_both(
+    detections: pd.DataFrame | None,
+    proposals: pd.DataFrame | None,
+    ground_truth: GroundTruth,
+    *,
+    blocked: Sequence[str] = (),
+    ignore_outside: bool = False,
+) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[str]]:
+    """:func:`prepare_predictions` on detections and on proposals (either may be None), with
+    their notes merged: a rule that changed both (a blocked video, say) is said once."""
+    notes: list[str] = []
+    prepared = []
+    for table, is_detections in ((detections, True), (proposals, False)):
+        if table is None:
+            prepared.append(None)
+            continue
+        done = prepare_predictions(
+            table,
+            ground_truth,
+            blocked=blocked,
+            ignore_outside=ignore_outside,
+            detections=is_detections,
+        )
+        prepared.append(done.table)
+        notes += [n for n in done.notes if n not in notes]
+    return prepared[0], prepared[1], notes
+
+
 @dataclass(frozen=True)
 class Scores:
     """Detection (optional) and proposal results of one prediction set."""
