@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from videos import write_tiny_store
+from videos import tiny_store_segments, write_tiny_store
 
 from tsp_pretrain.config import OptimParams
 from tsp_pretrain.features.extract import extract_dataset
@@ -37,16 +37,7 @@ def store(tmp_path_factory):
 
 
 def _segments():
-    return pd.DataFrame(
-        {
-            "video_id": ["a", "a", "b", "b"],
-            "t_start": [0.0, 1.5, 0.0, 1.5],
-            "t_end": [1.5, 3.0, 1.5, 3.0],
-            "label": ["x", "", "y", ""],
-            "label_id": [0, -1, 1, -1],
-            "region": ["foreground", "background", "foreground", "background"],
-        }
-    )
+    return tiny_store_segments()
 
 
 def _model(objective="tsp", gvf=True):

@@ -9,6 +9,8 @@ from pathlib import Path
 import av
 import numpy as np
 
+from tsp_pretrain.video.encode import DETERMINISTIC_X264
+
 
 def frame_pattern(index: int, height: int, width: int) -> np.ndarray:
     """A frame whose content identifies its index (a flat level plus a moving bar)."""
@@ -40,6 +42,8 @@ def write_video(
     with av.open(str(path), "w") as container:
         stream = container.add_stream(codec, rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        if codec == "libx264":  # the same bytes on every run (x264's threads decide otherwise)
+            stream.options = {"x264-params": DETERMINISTIC_X264}
         _encode_all(
             container,
             stream,
@@ -174,3 +178,19 @@ def write_tiny_store(root: Path) -> Path:
         table, root / "videos", root / "frames", StoreSettings(15, 20, "npy"), progress=False
     )
     return root / "frames"
+
+
+def tiny_store_segments():
+    """Segments of the tiny store's videos: each half foreground (classes x, y), half background."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            "video_id": ["a", "a", "b", "b"],
+            "t_start": [0.0, 1.5, 0.0, 1.5],
+            "t_end": [1.5, 3.0, 1.5, 3.0],
+            "label": ["x", "", "y", ""],
+            "label_id": [0, -1, 1, -1],
+            "region": ["foreground", "background", "foreground", "background"],
+        }
+    )

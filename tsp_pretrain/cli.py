@@ -20,6 +20,8 @@ import sys
 import traceback
 from collections.abc import Callable
 
+from tsp_pretrain.numerics import write_run_record
+
 # Errors whose message is written for the user (file, cause, fix): "module:ClassName".
 USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.config:ConfigError",
@@ -30,6 +32,7 @@ USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.features.shards:ShardError",
     "tsp_pretrain.models.registry:UnknownBackboneError",
     "tsp_pretrain.models.weights:WeightsError",
+    "tsp_pretrain.numerics:NumericsError",
     "tsp_pretrain.video.manifest:ManifestError",
     "tsp_pretrain.video.probe:VideoProbeError",
     "tsp_pretrain.video.store:FrameStoreError",
@@ -74,6 +77,8 @@ def run_stage(main: Callable[[], object], name: str | None = None) -> None:
     name = name or os.path.basename(sys.argv[0])
     try:
         main()
+        if os.environ.get("DVC_STAGE"):  # which machine made a DVC stage's outputs (numerics)
+            write_run_record(os.environ["DVC_STAGE"])
     except Exception as err:
         if not is_user_error(err):
             raise

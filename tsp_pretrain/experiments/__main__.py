@@ -61,4 +61,7 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    from tsp_pretrain.numerics import pin
+
+    pin(reexec=True)  # the same numbers on every machine (numpy loaded with the package)
     main()

@@ -153,5 +153,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     from tsp_pretrain.cli import run_stage
+    from tsp_pretrain.numerics import pin
 
+    pin(reexec=True)  # the same numbers on every machine (numpy loaded with the package)
     run_stage(main, name="tsp_pretrain.localization.score")
