@@ -44,3 +44,10 @@ def test_input_pipeline_bench_runs_and_prints_the_table():
         "input_pipeline.py", "--videos", "1", "--seconds", "3", "--clips", "32", "--cores", "1"
     )
     assert re.search(r"npy\s+1\s+[\d.]+", out) and re.search(r"mp4\s+1\s+[\d.]+", out), out
+
+
+def test_numerics_bench_runs_and_prints_ratios():
+    out = _bench("numerics.py", "--settings", "demo", "--steps", "1", "--repeats", "1")
+    rows = re.findall(r"demo\s+(train|extract)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out)
+    assert [r[0] for r in rows] == ["train", "extract"] and all(float(r[3]) > 0 for r in rows)
+    assert "pinned ATen AVX2, 2 threads" in out
