@@ -2,7 +2,7 @@
 
 The committed dvc.lock and metrics/ were produced with exactly these versions: another PyAV,
 numpy or scikit-learn can decode, encode or compute other bytes. Regenerate the lock with the
-command in its header (README, "The locked environment"), then re-install.
+command in its header (docs/reproducibility.md, "The locked environment"), then re-install.
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ def test_every_locked_package_is_installed_at_its_locked_version():
     }
     assert not drift, (
         f"installed packages differ from requirements.txt (name: (locked, installed)): {drift}; "
-        "re-install with the README's command, or regenerate the lock (README)"
+        "re-install with the README's command, or regenerate the lock (docs/reproducibility.md)"
     )
 
 
