@@ -25,6 +25,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tsp_pretrain.numerics import SETTINGS as PINNED  # noqa: E402  (imports no numpy/torch)
+
 SETTINGS = {
     "demo": dict(backbone="r2plus1d_tiny", batch=16, size=32),
     "paper": dict(backbone="r2plus1d_18", batch=2, size=112),
@@ -33,7 +36,6 @@ SETTINGS = {
 
 def worker(setting: str, steps: int, pin: bool) -> None:
     """One process: time ``steps`` training steps and extraction batches; print clips/s."""
-    sys.path.insert(0, str(ROOT))
     if pin:
         from tsp_pretrain.numerics import pin as pin_numerics
 
@@ -82,7 +84,8 @@ def model_feature_dim(model, cfg) -> int:
 
 
 def measure(setting: str, steps: int, pin: bool) -> dict:
-    env = {k: v for k, v in os.environ.items()}
+    # the library defaults: none of the contract's variables, even when this process has them
+    env = {k: v for k, v in os.environ.items() if k not in PINNED}
     cmd = [sys.executable, __file__, "--worker", setting, "--steps", str(steps)]
     out = subprocess.run(cmd + (["--pin"] if pin else []), env=env, capture_output=True, text=True)
     if out.returncode != 0:

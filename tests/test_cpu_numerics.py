@@ -114,11 +114,9 @@ def test_with_the_contract_the_bytes_do_not_depend_on_load(store):
 )
 def test_pinned_bytes_on_an_emulated_intel_cpu(store):
     """GenuineIntel Haswell (AVX2, no AVX-512, other cache sizes) under qemu's emulation."""
-    python = os.path.realpath(sys.executable)  # qemu runs the interpreter binary, not a venv link
     site = [p for p in sys.path if p.endswith("site-packages")]
     env = {"PYTHONPATH": os.pathsep.join(site)}
     result = _run(store, env, pin=True, prefix=["qemu-x86_64", "-cpu", "Haswell-noTSX"])
-    assert result["weights"] and python
     assert dict(zip(DIGESTS, _digests(result), strict=True)) == EXPECTED
 
 
