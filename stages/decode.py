@@ -36,8 +36,17 @@ def main() -> None:
         params.frame_rate,
         params.decode.stored_short_side,
         params.decode.store,
-        code=code_digest("video/decode.py", "video/encode.py", "video/store.py", "video/probe.py"),
+        code=code_digest(
+            "video/decode.py",
+            "video/encode.py",
+            "video/store.py",
+            "video/probe.py",
+            "video/official.py",
+        ),
         frame_size=params.decode.frame_size,
+        method=params.decode.method,
+        mp4_crf=params.decode.mp4_crf,
+        mp4_pix_fmt=params.decode.mp4_pix_fmt,
     )
     report = decode_dataset(
         videos,

@@ -32,6 +32,7 @@ COMMON = {
     "gvf": True,
     "objective": "tsp",
     "decode.frame_size": (128, 171),
+    "decode.method": "official",  # the released code's frame choice and bilinear resize
     "transform.crop_size": 112,
     "encoder.backbone": "r2plus1d_34",
     "encoder.weights": "tsp:r2plus1d_34-tac_on_kinetics",

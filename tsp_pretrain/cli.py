@@ -39,6 +39,7 @@ USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.video.decode:DecodeError",
     "tsp_pretrain.video.decode:DiskSpaceError",
     "tsp_pretrain.video.encode:EncodeError",
+    "tsp_pretrain.video.official:OfficialRateError",
     "pydantic_core._pydantic_core:ValidationError",
     "builtins:FileNotFoundError",
     "builtins:IsADirectoryError",

@@ -193,7 +193,17 @@ class DecodeParams(Section):
     frame_size: tuple[_Side, _Side] | None = Field(
         None, description="[H, W]: every frame resized to exactly this (overrides short_side)"
     )
+    method: Literal["official", "ffmpeg"] = Field(
+        "official",
+        description="official: the released TSP code's frames (30 fps standardisation rule, "
+        "every 30/frame_rate-th frame, RGB bilinear resize without antialiasing); ffmpeg: one "
+        "fps filter to frame_rate and FFmpeg's area scaling (antialiased; for tiny frames)",
+    )
     store: Literal["npy", "mp4"] = "npy"
+    mp4_crf: int = Field(18, ge=0, le=51, description="x264 CRF of the mp4 store (lower: larger)")
+    mp4_pix_fmt: Literal["yuv420p", "yuv444p", "rgb24"] = Field(
+        "yuv420p", description="pixel format of the mp4 store (docs/frame-store.md: fidelity)"
+    )
     workers: int = Field(2, ge=1)
     min_readable_fraction: float = Field(
         0.5,

@@ -1,16 +1,24 @@
 """Decoding source videos into the frame store: resample to ``frame_rate``, resize, write.
 
-Resampling uses FFmpeg's ``fps`` filter through PyAV's filter graph (the same rule as the official
-recipe's ``ffmpeg -filter:v fps=...`` re-encode). Its rule: output frame k (time k / frame_rate
-after the first frame) is the last source frame that starts before (k + 0.5) / frame_rate, i.e.
-source frame ``ceil((k + 0.5) * source_fps / frame_rate) - 1``: every 2nd frame for 30 -> 15 fps.
-Resizing uses FFmpeg's ``scale`` filter (area interpolation, which does not alias on
-downscaling) either to a fixed short side (aspect ratio kept) or, with ``frame_size``, to exactly
-``H x W`` whatever the source's aspect ratio: the official recipe resizes every frame to
-128 x 171 and centre-crops 112, so only ``frame_size: [128, 171]`` gives its field of view on
-16:9 footage (a short side of 128 stores 128 x 228, whose 112 crop sees 49% of the width instead
-of 65%). The RGB conversion is PyAV's ``to_ndarray(format="rgb24")``,
-identical to a direct decode.
+Two methods (``decode.method``, :data:`METHODS`):
+
+- ``official`` (the recipe's presets and the library default): the released TSP code's frames,
+  :mod:`tsp_pretrain.video.official`. FFmpeg's ``fps`` filter to 30 fps (the rule of the
+  official ``ffmpeg -filter:v fps=fps=30`` standardisation), every ``30 / frame_rate``-th of
+  those frames, decoded to RGB (``to_ndarray(format="rgb24")``), then resized as float with
+  bilinear interpolation and no antialiasing and rounded back to uint8.
+- ``ffmpeg`` (the demo's tiny frames): one ``fps`` filter straight to ``frame_rate`` and FFmpeg's
+  ``scale`` filter with area interpolation in YUV, which does not alias on downscaling.
+
+The ``fps`` filter's rule: output frame k (time k / rate after the first frame) is the last source
+frame that starts before (k + 0.5) / rate, i.e. source frame ``ceil((k + 0.5) * source_fps /
+rate) - 1``. For a 30 fps source both methods take every 2nd frame at 15 fps; for other sources
+the one-step filter picks other frames than the official two-step rule (up to 42 ms apart).
+
+The size is a fixed short side (aspect ratio kept) or, with ``frame_size``, exactly ``H x W``
+whatever the source's aspect ratio: the official recipe resizes every frame to 128 x 171 and
+centre-crops 112, so only ``frame_size: [128, 171]`` gives its field of view on 16:9 footage (a
+short side of 128 stores 128 x 228, whose 112 crop sees 49% of the width instead of 65%).
 
 :func:`decode_dataset` runs over a videos table in parallel processes, skips videos already decoded
 with the same settings (resumable), and reports, never crashes on, unreadable or truncated files.
@@ -21,6 +29,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -37,6 +46,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from tsp_pretrain.digest import file_digest
+from tsp_pretrain.video.official import STANDARD_FPS, bilinear_resize, subsampling_step
 from tsp_pretrain.video.probe import (
     TruncatedVideoError,
     display_transform,
@@ -58,6 +68,10 @@ from tsp_pretrain.video.store import (
 )
 
 log = logging.getLogger(__name__)
+
+#: Decode methods (``decode.method``): ``official`` reproduces the released TSP code's frames
+#: (:mod:`tsp_pretrain.video.official`); ``ffmpeg`` is one fps filter and FFmpeg's area scaling.
+METHODS = ("official", "ffmpeg")
 
 #: A decode that yields fewer frames than the probed duration promises, by more than this fraction
 #: (and more than two frames), is treated as a truncated file.
@@ -175,8 +189,14 @@ def decode_frames(
     even: bool = False,
     report: DecodeLog | None = None,
     frame_size: tuple[int, int] | None = None,
+    method: str = "ffmpeg",
 ) -> Iterator[np.ndarray]:
     """Yield RGB uint8 ``H x W x 3`` frames of ``path`` resampled to ``frame_rate``.
+
+    ``method`` (see :data:`METHODS`): ``ffmpeg`` resamples with one ``fps`` filter to
+    ``frame_rate`` and resizes with FFmpeg's area filter in YUV; ``official`` applies the
+    released TSP code's rule (:mod:`tsp_pretrain.video.official`): the ``fps`` filter to 30 fps,
+    every ``30 / frame_rate``-th frame, RGB, bilinear float resize without antialiasing.
 
     Frames are shown as displayed: a display rotation (phone videos) is applied as FFmpeg's
     command line does (:func:`tsp_pretrain.video.probe.display_transform`), before resizing.
@@ -193,7 +213,12 @@ def decode_frames(
     output early and sets ``report.tail_lost``. Raises
     ``av.error.FFmpegError`` on files that cannot be opened.
     """
-    rate = Fraction(frame_rate).limit_denominator(1001)
+    if method not in METHODS:
+        raise ValueError(f"decode method {method!r}: expected one of {', '.join(METHODS)}")
+    official = method == "official"
+    step = subsampling_step(frame_rate) if official else 1
+    # the rate of the fps filter: the target, or the official standardisation's 30 fps
+    rate = Fraction(STANDARD_FPS if official else frame_rate).limit_denominator(1001)
     report = report if report is not None else DecodeLog()
     good: list[float] = []
     failed: list[float] = []
@@ -202,6 +227,11 @@ def decode_frames(
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         graph: av.filter.Graph | None = None
+        size: list[int] = []  # the stored (height, width), set when the graph is built
+
+        def image(frame: av.VideoFrame) -> np.ndarray:
+            rgb = frame.to_ndarray(format="rgb24")
+            return bilinear_resize(rgb[None], tuple(size))[0] if official else rgb
 
         def build(first: av.VideoFrame) -> av.filter.Graph:
             g = av.filter.Graph()
@@ -212,9 +242,9 @@ def decode_frames(
             height, width = stream.codec_context.height, stream.codec_context.width
             if angle in (90, 270):
                 height, width = width, height
-            h, w = target_size(height, width, short_side, even, frame_size)
-            if (h, w) != (height, width):
-                chain.append(g.add("scale", f"w={w}:h={h}:flags=area"))
+            size[:] = target_size(height, width, short_side, even, frame_size)
+            if size != [height, width] and not official:
+                chain.append(g.add("scale", f"w={size[1]}:h={size[0]}:flags=area"))
             chain.append(g.add("buffersink"))
             for a, b in itertools.pairwise(chain):
                 a.link_to(b)
@@ -228,13 +258,13 @@ def decode_frames(
                     frame = graph.vpull()
                 except (av.error.BlockingIOError, av.error.EOFError):
                     return
-                image = frame.to_ndarray(format="rgb24")
-                if count == 0:  # the lost start, if any, holds the first good frame
-                    for _ in range(head):
-                        count += 1
-                        yield image
-                count += 1
-                yield image
+                # the lost start, if any, holds the first good frame
+                copies, stored = 1 + (head if count == 0 else 0), None
+                for _ in range(copies):
+                    if count % step == 0:  # the official index subsampling (step 1: all)
+                        stored = image(frame) if stored is None else stored
+                        yield stored
+                    count += 1
 
         def packets() -> Iterator[av.Packet]:
             try:
@@ -276,8 +306,16 @@ def decode_frames(
         graph.vpush(None)
         yield from drain()
     if failed and good:
-        report.lost = _lost_ranges(good, failed, min(good) - head / rate, rate, count)
+        lost = _lost_ranges(good, failed, min(good) - head / rate, rate, count)
+        report.lost = _subsampled_ranges(lost, step)
         report.tail_lost = report.tail_lost or max(failed) > max(good)
+
+
+def _subsampled_ranges(ranges: list[tuple[int, int]], step: int) -> list[tuple[int, int]]:
+    """Ranges ``[lo, hi)`` of filter output frames as ranges of the frames kept, every
+    ``step``-th from the first (the official subsampling; ``step`` 1: unchanged)."""
+    kept = [(-(-lo // step), -(-hi // step)) for lo, hi in ranges]
+    return [(lo, hi) for lo, hi in kept if lo < hi]
 
 
 def pad_tail(
@@ -336,6 +374,7 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
         even=job.settings.store == "mp4",
         report=log_,
         frame_size=job.settings.frame_size,
+        method=job.settings.method,
     )
     if math.isfinite(expected):
         frames = pad_tail(frames, log_, round(expected))
@@ -343,7 +382,9 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
         if job.settings.store == "npy":
             count, h, w = write_npy(out, frames)
         else:
-            count, h, w = write_mp4(out, frames, rate)
+            count, h, w = write_mp4(
+                out, frames, rate, job.settings.mp4_crf, job.settings.mp4_pix_fmt
+            )
     except av.error.FFmpegError as err:
         raise DecodeError(f"{source}: FFmpeg failed while decoding ({err})") from err
     except FrameStoreError as err:
@@ -454,13 +495,14 @@ def estimate_store_bytes(videos: pd.DataFrame, settings: StoreSettings) -> int:
     even = settings.store == "mp4"
     side, fixed = settings.short_side, settings.frame_size
     default = fixed or target_size(side, round(side * ASSUMED_ASPECT), side, even)
+    mp4_options = (settings.mp4_crf, settings.mp4_pix_fmt) if settings.store == "mp4" else ()
     for row in videos.itertuples(index=False):
         size = default
         if fixed is None and has_size and row.width > 0 and row.height > 0:
             size = target_size(int(row.height), int(row.width), side, even)
         frames = float(row.duration) * settings.frame_rate
         if math.isfinite(frames):
-            total += frames * stored_frame_bytes(*size, settings.store)
+            total += frames * stored_frame_bytes(*size, settings.store, *mp4_options)
     return int(total)
 
 
@@ -483,6 +525,13 @@ def check_disk_space(out_dir: Path, videos: pd.DataFrame, settings: StoreSetting
         + (f"choose decode.store: mp4 (~{alt / 1e9:.1f} GB), " if other == "mp4" else "")
         + f"or lower {size}"
     )
+
+
+def _one_thread() -> None:
+    """Set-up of a decode worker process: one per core, so torch (the official resize, imported
+    later) gets one thread, not the contract's two; its result does not depend on threads."""
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ["MKL_NUM_THREADS"] = "1"
 
 
 def _is_current(entry: StoredVideo | None, job: DecodeJob, out_dir: Path) -> bool:
@@ -522,6 +571,8 @@ def decode_dataset(
     complete index, entry files deleted), also when the run stops on an exception. A killed run's
     entry files are merged when the next run starts, so it resumes where it stopped.
     """
+    if settings.method == "official":
+        subsampling_step(settings.frame_rate)  # an unsupported rate fails before any work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = read_index(out_dir)
@@ -593,7 +644,8 @@ def decode_dataset(
                     finish(job, None, err)
                 bar.update()
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            context = get_context("spawn")
+            with ProcessPoolExecutor(workers, context, initializer=_one_thread) as pool:
                 pending: dict[Future, DecodeJob] = {pool.submit(_decode_one, j): j for j in todo}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)

@@ -46,21 +46,33 @@ def x264_options(crf: int, *, preset: str = "veryfast", keyint: int | None = Non
     return {"crf": str(crf), "preset": preset, "x264-params": params}
 
 
+#: Pixel formats the H.264 writer can store: 4:2:0 (what every player reads; chroma at half
+#: resolution), 4:4:4 (full chroma) and RGB (x264's ``libx264rgb``: no colour conversion at all).
+PIX_FMTS = ("yuv420p", "yuv444p", "rgb24")
+
+
 def write_h264(
-    path: str | Path, chunks: Iterable[np.ndarray], frame_rate: float, options: dict
+    path: str | Path,
+    chunks: Iterable[np.ndarray],
+    frame_rate: float,
+    options: dict,
+    pix_fmt: str = "yuv420p",
 ) -> tuple[int, int, int]:
     """Encode uint8 RGB frames to an mp4 at ``path``, atomically; returns (frames, height, width).
 
     ``chunks`` yields arrays of shape ``(t, H, W, 3)`` (a single frame ``(H, W, 3)`` is a chunk of
-    one). Raises :class:`EncodeError` naming the file when there is no frame or a size is odd
-    (yuv420p halves the chroma planes).
+    one). ``pix_fmt`` is one of :data:`PIX_FMTS`. Raises :class:`EncodeError` naming the file when
+    there is no frame or a size is odd (x264 needs even sizes in every format).
     """
+    if pix_fmt not in PIX_FMTS:
+        raise EncodeError(f"{path}: pixel format {pix_fmt!r}, expected one of {PIX_FMTS}")
     path = Path(path)
     rate = Fraction(frame_rate).limit_denominator(1001)
     count, shape = 0, None
     with atomic_path(path) as tmp, av.open(str(tmp), "w") as container:
-        stream = container.add_stream("libx264", rate=rate)
-        stream.pix_fmt = "yuv420p"
+        codec = "libx264rgb" if pix_fmt == "rgb24" else "libx264"
+        stream = container.add_stream(codec, rate=rate)
+        stream.pix_fmt = pix_fmt
         stream.time_base = 1 / rate
         stream.options = options
         for chunk in chunks:
@@ -70,7 +82,7 @@ def write_h264(
                     shape = frame.shape[:2]
                     if shape[0] % 2 or shape[1] % 2:
                         raise EncodeError(
-                            f"{path}: yuv420p needs even frame sizes, got {shape[1]}x{shape[0]}"
+                            f"{path}: H.264 needs even frame sizes, got {shape[1]}x{shape[0]}"
                         )
                     stream.height, stream.width = shape
                 video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")

@@ -54,10 +54,15 @@ INDEX_FILE = "index.json"
 PENDING_SUFFIX = ".entry.json"
 MP4_KEYINT = 16
 MP4_CRF = 18
-#: Stored bytes per pixel of the mp4 store, for disk estimates: 0.06 was measured on the
-#: benchmark's synthetic content (docs/frame-store.md); real footage compresses less well, so the
-#: estimate takes 2.5 times that.
+#: Stored bytes per pixel of the mp4 store at CRF 18 in yuv420p, for disk estimates: 0.06 was
+#: measured on the benchmark's synthetic content (docs/frame-store.md); real footage compresses
+#: less well, so the estimate takes 2.5 times that.
 MP4_BYTES_PER_PIXEL = 0.15
+#: Size of the other pixel formats against yuv420p at the same CRF, and the factor per CRF step
+#: (x264's rule of thumb, 6 steps halve the size), as measured in ``bench/fidelity.py``:
+#: 3.8, 4.1 and 9.5 kB per 128 x 171 frame at CRF 18 for yuv420p, yuv444p and rgb24; yuv444p at
+#: CRF 12 and 8: 9.1 and 13.8 kB (the rule gives 8.2 and 13.0).
+MP4_PIX_FMT_FACTOR = {"yuv420p": 1.0, "yuv444p": 1.1, "rgb24": 2.5}
 
 
 @dataclass(frozen=True)
@@ -74,10 +79,23 @@ class StoreSettings:
     store: str  # "npy" or "mp4"
     code: str = ""  # digest of the decoding code (tsp_pretrain.digest.code_digest)
     frame_size: tuple[int, int] | None = None
+    #: "official" or "ffmpeg" (tsp_pretrain.video.decode.METHODS); entries written before the
+    #: official method existed were decoded with "ffmpeg", the default here.
+    method: str = "ffmpeg"
+    #: The mp4 store's x264 CRF and pixel format (None in the npy store; an older mp4 entry
+    #: without them was written with :data:`MP4_CRF` in yuv420p, the defaults filled in).
+    mp4_crf: int | None = None
+    mp4_pix_fmt: str | None = None
 
     def __post_init__(self) -> None:
         if self.frame_size is not None:  # a list when read back from index.json
             object.__setattr__(self, "frame_size", tuple(int(v) for v in self.frame_size))
+        if self.store == "mp4":
+            object.__setattr__(self, "mp4_crf", MP4_CRF if self.mp4_crf is None else self.mp4_crf)
+            object.__setattr__(self, "mp4_pix_fmt", self.mp4_pix_fmt or "yuv420p")
+        else:
+            object.__setattr__(self, "mp4_crf", None)
+            object.__setattr__(self, "mp4_pix_fmt", None)
         if (self.short_side is None) == (self.frame_size is None):
             raise ValueError(
                 f"StoreSettings needs exactly one of short_side ({self.short_side}) and "
@@ -196,12 +214,16 @@ def commit_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
 # --------------------------------------------------------------------------------------- writers
 
 
-def stored_frame_bytes(height: int, width: int, store: str) -> float:
-    """Bytes one stored frame takes: exact for npy (raw RGB), an estimate for mp4 (coded size)."""
+def stored_frame_bytes(
+    height: int, width: int, store: str, crf: int = MP4_CRF, pix_fmt: str = "yuv420p"
+) -> float:
+    """Bytes one stored frame takes: exact for npy (raw RGB), an estimate for mp4 (coded size,
+    from the CRF and the pixel format)."""
     if store == "npy":
         return height * width * 3
     coded_h, coded_w = even_size(height, width)
-    return coded_h * coded_w * MP4_BYTES_PER_PIXEL
+    scale = MP4_PIX_FMT_FACTOR[pix_fmt] * 2 ** ((MP4_CRF - crf) / 6)
+    return coded_h * coded_w * MP4_BYTES_PER_PIXEL * scale
 
 
 def _npy_header(num_frames: int, shape: tuple[int, ...]) -> bytes:
@@ -258,8 +280,17 @@ def _pad_to_even(frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         yield frame
 
 
-def write_mp4(path: Path, frames: Iterator[np.ndarray], frame_rate: float) -> tuple[int, int, int]:
+def write_mp4(
+    path: Path,
+    frames: Iterator[np.ndarray],
+    frame_rate: float,
+    crf: int = MP4_CRF,
+    pix_fmt: str = "yuv420p",
+) -> tuple[int, int, int]:
     """Re-encode frames as H.264 with keyframes every :data:`MP4_KEYINT` frames (pts = index).
+
+    ``crf`` and ``pix_fmt`` (see :data:`tsp_pretrain.video.encode.PIX_FMTS`) trade disk for
+    fidelity; their effect on features is measured in ``bench/fidelity.py`` (docs/frame-store.md).
 
     Odd sizes are coded padded to even (see :func:`_pad_to_even`); the returned (num_frames,
     height, width) is the size before padding, the one the index records and readers return.
@@ -277,7 +308,8 @@ def write_mp4(path: Path, frames: Iterator[np.ndarray], frame_rate: float) -> tu
             path,
             _pad_to_even(record(frames)),
             frame_rate,
-            x264_options(MP4_CRF, keyint=MP4_KEYINT),
+            x264_options(crf, keyint=MP4_KEYINT),
+            pix_fmt,
         )
     except EncodeError as err:
         raise FrameStoreError(str(err)) from None
