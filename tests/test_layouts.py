@@ -23,6 +23,7 @@ import pytest
 import torch
 import yaml
 from repo_copy import copy_tracked_files, dvc_env
+from test_releases import plant_verified
 from videos import write_coded, write_video
 
 from tsp_pretrain.models.registry import get_backbone
@@ -180,6 +181,7 @@ def _plant_release(torch_home: Path) -> dict[str, torch.Tensor]:
         },
         path,
     )
+    plant_verified(path, get_release(RELEASE))
     return backbone
 
 

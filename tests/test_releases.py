@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,9 @@ import pytest
 import torch
 from torch import nn
 
-from tsp_pretrain.models import BACKBONES, RELEASES, Release, WeightsError, build_encoder
+from tsp_pretrain.models import BACKBONES, RELEASES, Release, WeightsError, build_encoder, releases
+from tsp_pretrain.models.releases import RECORD_SUFFIX, release_sha256
+from tsp_pretrain.models.weights import describe_weights
 
 #: The released checkpoints, as listed in the official extract_features/extract_features.py.
 OFFICIAL_NAMES = {
@@ -58,6 +62,16 @@ def torch_home(tmp_path, monkeypatch) -> TorchHome:
 
 def cache_files(home: TorchHome) -> list[str]:
     return sorted(p.name for p in home.cache.iterdir()) if home.cache.exists() else []
+
+
+def plant_verified(path: Path, release: Release) -> None:
+    """The record a verified release file leaves beside it, for a file planted under a real
+    release's name: no test file can have the release's SHA-256 prefix, so the record says the
+    check passed (what it would say for the real file). Used by tests of what comes after."""
+    stat = path.stat()
+    record = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    record["sha256"] = release.hash_prefix + "0" * (64 - len(release.hash_prefix))
+    path.with_name(path.name + RECORD_SUFFIX).write_text(json.dumps(record))
 
 
 # --- release-layout checkpoints ------------------------------------------------------------------
@@ -199,6 +213,7 @@ def test_planted_release_loads_every_backbone_tensor(
     target = torch_home.cache / Path(RELEASES[name].url).name
     target.parent.mkdir(parents=True)
     torch.save(release_checkpoint(backbone, features, objective), target)
+    plant_verified(target, RELEASES[name])
 
     torch.manual_seed(0)  # another random init, so equality below proves the load
     with caplog.at_level(logging.INFO, logger="tsp_pretrain.models"):
@@ -339,10 +354,57 @@ def test_download_checks_the_hash_and_fills_the_cache(torch_home, tmp_path, monk
     assert all(torch.equal(state[k], v) for k, v in features.items())
     true_prefix = hashlib.sha256(source.read_bytes()).hexdigest()[:8]
     assert torch_home.download_calls == [(source.as_uri(), true_prefix)]
-    assert cache_files(torch_home) == [source.name]  # the file only, no temporary leftovers
+    # the file and its verified hash, no temporary leftovers
+    assert cache_files(torch_home) == [source.name, source.name + RECORD_SUFFIX]
     assert (torch_home.cache / source.name).read_bytes() == source.read_bytes()
     build_encoder("r2plus1d_tiny", name)  # second time: from the cache
     assert len(torch_home.download_calls) == 1
+    full = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert describe_weights(name, tmp_path)["sha256"] == full
+
+
+def test_hand_placed_release_with_another_hash_fails_with_both(torch_home, tmp_path, monkeypatch):
+    """The offline route: a file placed under the release's name is checked before it is used."""
+    name, source, _ = plant_tiny_release(tmp_path / "server", monkeypatch)
+    torch_home.cache.mkdir(parents=True)
+    placed = torch_home.cache / source.name
+    checkpoint = torch.load(source, weights_only=False)
+    checkpoint["epoch"] = 8  # another checkpoint that loads just as well: another SHA-256
+    torch.save(checkpoint, placed)
+    wrong = hashlib.sha256(placed.read_bytes()).hexdigest()
+    with pytest.raises(WeightsError) as err:
+        build_encoder("r2plus1d_tiny", name)
+    message = str(err.value)
+    assert wrong in message and RELEASES[name].hash_prefix in message
+    assert "Delete the file" in message and source.as_uri() in message
+    assert torch_home.download_calls == []
+
+
+def test_verified_hash_is_recorded_and_reused_until_the_file_changes(
+    torch_home, tmp_path, monkeypatch
+):
+    name, source, _ = plant_tiny_release(tmp_path / "server", monkeypatch)
+    torch_home.cache.mkdir(parents=True)
+    placed = torch_home.cache / source.name
+    placed.write_bytes(source.read_bytes())  # placed by hand: no record yet
+    hashed = []
+    real = releases._sha256
+    monkeypatch.setattr(releases, "_sha256", lambda p: hashed.append(p) or real(p))
+    full = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert release_sha256(name) == full and len(hashed) == 1
+    build_encoder("r2plus1d_tiny", name)
+    assert release_sha256(name) == full and len(hashed) == 1  # the record, not a re-hash
+    # the same size, a new modification time: hashed again (and still right)
+    os.utime(placed, ns=(placed.stat().st_atime_ns, placed.stat().st_mtime_ns + 10**9))
+    assert release_sha256(name) == full and len(hashed) == 2
+    # replaced by another file of the same size and time: caught by the prefix
+    data = bytearray(placed.read_bytes())
+    data[-1] ^= 1
+    stat = placed.stat()
+    placed.write_bytes(bytes(data))
+    os.utime(placed, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    with pytest.raises(WeightsError, match="is not the file of release"):
+        release_sha256(name)
 
 
 def test_wrong_hash_prefix_fails_and_leaves_no_file(torch_home, tmp_path, monkeypatch):
@@ -380,7 +442,7 @@ def test_cached_release_that_does_not_load_says_replace_it(torch_home, tmp_path,
     name, source, _ = plant_tiny_release(tmp_path / "server", monkeypatch)
     torch_home.cache.mkdir(parents=True)
     (torch_home.cache / source.name).write_bytes(source.read_bytes()[:1000])  # truncated
-    with pytest.raises(WeightsError, match="replace the file with a fresh copy of file://"):
+    with pytest.raises(WeightsError, match="replace it with a fresh copy of file://"):
         build_encoder("r2plus1d_tiny", name)
     assert torch_home.download_calls == []
 
@@ -391,5 +453,6 @@ def test_args_of_another_class_are_refused_by_name(torch_home, tmp_path, monkeyp
     checkpoint["args"].output_dir = Path("output")  # a pathlib object, not a plain value
     torch_home.cache.mkdir(parents=True)
     torch.save(checkpoint, torch_home.cache / source.name)
+    plant_verified(torch_home.cache / source.name, RELEASES[name])
     with pytest.raises(WeightsError, match=r"holds an object of class pathlib\.\w*PosixPath"):
         build_encoder("r2plus1d_tiny", name)

@@ -13,6 +13,13 @@ downloaded, once, with the SHA-256 prefix in its name checked (as torch.hub does
 atomic write so that a failed or wrong download leaves nothing in the cache. A download that fails
 (no network) is a :class:`WeightsError` naming the file to place and the folder.
 
+A file placed by hand (the offline route) is checked too, whenever it is used: its SHA-256 must
+start with the prefix in its name, or the run fails with both hashes and the fix. Hashing a
+500 MB checkpoint takes seconds, so the verified digest is recorded beside the file
+(``<file>.sha256.json``: size, modification time, SHA-256) and trusted while the file's size and
+modification time are unchanged. The full digest goes into the encoder's description
+(:func:`release_sha256`), so features say exactly which file made them.
+
 A release is a training checkpoint of the official ``train/train.py``: ``{"model": ..., "optimizer":
 ..., "lr_scheduler": ..., "epoch": ..., "args": argparse.Namespace}``, the backbone under
 ``features.`` and the heads as ``fc`` (TAC, one head) or ``fc1``/``fc2`` (TSP). It is read with
@@ -24,6 +31,8 @@ fails with an error naming that class. Only the backbone's ``features.*`` tensor
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 from collections.abc import Mapping
@@ -32,7 +41,7 @@ from pathlib import Path
 
 import torch
 
-from tsp_pretrain.atomic import atomic_path
+from tsp_pretrain.atomic import atomic_path, write_json
 from tsp_pretrain.models.weights import (
     WeightsError,
     cached_file_error,
@@ -157,10 +166,69 @@ def get_release(name: str) -> Release:
         ) from None
 
 
+#: Ending of the record a verified release file gets beside it (see the module docstring).
+RECORD_SUFFIX = ".sha256.json"
+
+
+def _sha256(path: Path) -> str:
+    with path.open("rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def verified_sha256(release: Release, path: Path) -> str:
+    """The SHA-256 of ``path``, which must be ``release``'s file; hashed once per file version.
+
+    The record beside the file is reused while the file's size and modification time match it;
+    otherwise the file is hashed and the record rewritten (a read-only cache only costs the
+    hashing on every use, with a warning). A digest that does not start with the release's prefix
+    is a :class:`WeightsError` with both hashes and the fix, whether it was computed or recorded.
+    """
+    stat = path.stat()
+    key = {"size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    record = path.with_name(path.name + RECORD_SUFFIX)
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, ValueError):
+        saved = {}
+    if isinstance(saved, dict) and all(saved.get(k) == v for k, v in key.items()):
+        digest = str(saved.get("sha256", ""))
+    else:
+        log.info(
+            "%s: checking the SHA-256 of %s (%.0f MB, once per file)",
+            release.name,
+            path,
+            stat.st_size / 1e6,
+        )
+        digest = _sha256(path)
+        try:
+            write_json(record, {**key, "sha256": digest})
+        except OSError as err:
+            log.warning(
+                "%s: cannot record the verified hash (%s); it is re-computed on every run",
+                record,
+                err,
+            )
+    if not digest.startswith(release.hash_prefix):
+        raise WeightsError(
+            f"{path}: this is not the file of release {release.name}: its SHA-256 is {digest}, "
+            f"the release's starts with {release.hash_prefix} (the end of its file name). "
+            f"Delete the file (the next run downloads it) or replace it with a fresh copy of "
+            f"{release.url}"
+        )
+    return digest
+
+
+def release_sha256(name: str) -> str:
+    """The verified SHA-256 of the cached file of release ``name`` (the encoder's identity)."""
+    release = get_release(name)
+    return verified_sha256(release, hub_checkpoint_dir() / release.file_name)
+
+
 def release_file(release: Release) -> Path:
-    """The cached file of ``release``, downloaded (hash-checked) into the cache if absent."""
+    """The cached file of ``release``, its hash checked; downloaded (hash-checked) if absent."""
     cached = hub_checkpoint_dir() / release.file_name
     if cached.is_file():
+        verified_sha256(release, cached)
         log.info("%s: loading %s", release.name, cached)
         return cached
     log.info("%s: not cached at %s; downloading %s", release.name, cached, release.url)
@@ -173,6 +241,7 @@ def release_file(release: Release) -> Path:
         raise not_cached_error(
             f"TSP release {release.name} is", release.file_name, release.url, err
         ) from err
+    verified_sha256(release, cached)  # records the digest; the download checked the prefix
     return cached
 
 

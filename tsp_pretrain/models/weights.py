@@ -217,10 +217,13 @@ def describe_weights(weights: str, tracked_dir: str | Path) -> dict[str, str]:
         return {"weights": weights, "kind": "random initialisation"}
     path = Path(weights)
     if not path.is_file():
-        from tsp_pretrain.models.releases import is_release_name  # releases imports this module
+        # releases imports this module
+        from tsp_pretrain.models.releases import is_release_name, release_sha256
 
-        kind = "released TSP checkpoint" if is_release_name(weights) else "torchvision weights"
-        return {"weights": weights, "kind": kind}
+        if is_release_name(weights):
+            kind, sha256 = "released TSP checkpoint", release_sha256(weights)
+            return {"weights": weights, "kind": kind, "sha256": sha256}
+        return {"weights": weights, "kind": "torchvision weights"}
     digest = tracked_file_digest(path, tracked_dir, "encoder.weights")
     return {"weights": weights, "kind": "checkpoint file", "digest": digest}
 
