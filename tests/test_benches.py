@@ -51,3 +51,12 @@ def test_numerics_bench_runs_and_prints_ratios():
     rows = re.findall(r"demo\s+(train|extract)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out)
     assert [r[0] for r in rows] == ["train", "extract"] and all(float(r[3]) > 0 for r in rows)
     assert "pinned ATen AVX2, 2 threads" in out
+
+
+def test_fidelity_bench_runs_and_the_npy_store_matches_the_official_preprocessing():
+    out = _bench(
+        "fidelity.py", "--seconds", "2", "--rates", "25", "--sizes", "64x48", "--stores", "npy"
+    )
+    median = re.search(r"npy\s+median\s+([\d.]+)\s+max\s+([\d.]+)", out)
+    assert median is not None, out
+    assert float(median.group(1)) < 0.5 and float(median.group(2)) < 1.0, out
