@@ -29,7 +29,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import os
 import shutil
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -527,13 +526,6 @@ def check_disk_space(out_dir: Path, videos: pd.DataFrame, settings: StoreSetting
     )
 
 
-def _one_thread() -> None:
-    """Set-up of a decode worker process: one per core, so torch (the official resize, imported
-    later) gets one thread, not the contract's two; its result does not depend on threads."""
-    os.environ["OMP_NUM_THREADS"] = "1"
-    os.environ["MKL_NUM_THREADS"] = "1"
-
-
 def _is_current(entry: StoredVideo | None, job: DecodeJob, out_dir: Path) -> bool:
     if entry is None or entry.settings != job.settings:
         return False
@@ -644,8 +636,7 @@ def decode_dataset(
                     finish(job, None, err)
                 bar.update()
         else:
-            context = get_context("spawn")
-            with ProcessPoolExecutor(workers, context, initializer=_one_thread) as pool:
+            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
                 pending: dict[Future, DecodeJob] = {pool.submit(_decode_one, j): j for j in todo}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)
