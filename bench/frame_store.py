@@ -11,10 +11,12 @@ decoding one video, and of reading it (every frame in order, as extraction does,
 clips, as training does), each in a fresh subprocess, for a short video and one ten times longer,
 per store, and prints the long/short ratio: memory must not grow with the video's length.
 
-``--scale`` measures what a real dataset costs, at the recipe's size (``frame_size`` 128 x 171,
-15 fps), on one realistic source (640x360, 30 fps, a few minutes: a fine multi-scale colour
-texture that pans, several moving shapes, sensor noise, compressed as a download would be): bytes
-per minute of video per store, decode throughput (seconds of video per CPU-second: the decode
+``--scale`` measures what a real dataset costs, at the recipe's size and frames (``frame_size``
+128 x 171, 15 fps, ``decode.method`` official; decoding alone is also timed with the ffmpeg
+method), for npy and two mp4 settings (:data:`STORES`), on one realistic source (640x360,
+30 fps, a few minutes: a fine multi-scale colour texture that pans, several moving shapes,
+sensor noise, compressed as a download would be): bytes per minute of video per store, decode
+throughput (seconds of video per CPU-second: the decode
 runs in one process and x264 in one thread, so that is per core), and random 16-frame clip reads
 per second in one process and in two worker processes, raw and with the training transform
 (random crop 112, flip, normalise: what a DataLoader worker does per clip). ``--source 1280x720``
@@ -155,6 +157,16 @@ def _clip_rate(store_dir: Path, num_clips: int, workers: int, transform: bool) -
     return workers * num_clips / max(walls)
 
 
+#: The stores ``--scale`` measures (all with the official decode method): npy, the mp4 store's
+#: default (CRF 18, yuv420p) and the settings that keep features within 1% of the official ones
+#: (``bench/fidelity.py``; the ActivityNet preset's).
+STORES = {
+    "npy": {},
+    "mp4": {"mp4_crf": 18, "mp4_pix_fmt": "yuv420p"},
+    "mp4 CRF 8 yuv444p": {"mp4_crf": 8, "mp4_pix_fmt": "yuv444p"},
+}
+
+
 def scale(seconds: float, num_clips: int, source_size: tuple[int, int] = (360, 640)) -> None:
     """The ``--scale`` measurement: one realistic source, both stores at the recipe's size."""
     rows = []
@@ -170,13 +182,18 @@ def scale(seconds: float, num_clips: int, source_size: tuple[int, int] = (360, 6
             f"{source_mb_min:.1f} MB/min "
             f"(rendered and encoded in {time.perf_counter() - t0:.0f} s)"
         )
-        cpu = time.process_time()
-        count = sum(1 for _ in decode_frames(src / "v.mp4", 15, None, frame_size=RECIPE_SIZE))
-        decode_only = seconds / (time.process_time() - cpu)
+        decode_only = {}
+        for method in ("official", "ffmpeg"):
+            cpu = time.process_time()
+            frames = decode_frames(src / "v.mp4", 15, None, frame_size=RECIPE_SIZE, method=method)
+            count = sum(1 for _ in frames)
+            decode_only[method] = seconds / (time.process_time() - cpu)
         table = pd.DataFrame({"video_id": ["v"], "filename": ["v.mp4"], "duration": [seconds]})
-        for store in ("npy", "mp4"):
+        for store, mp4 in STORES.items():
             out = tmp / store
-            settings = StoreSettings(15, None, store, frame_size=RECIPE_SIZE)
+            settings = StoreSettings(
+                15, None, store[:3], frame_size=RECIPE_SIZE, method="official", **mp4
+            )
             cpu = time.process_time()
             decode_dataset(table, src, out, settings, workers=1, progress=False)
             cpu = time.process_time() - cpu
@@ -196,7 +213,8 @@ def scale(seconds: float, num_clips: int, source_size: tuple[int, int] = (360, 6
     print(df.to_string(float_format=lambda x: f"{x:,.1f}"))
     npy, mp4 = df.loc["npy"], df.loc["mp4"]
     print(
-        f"decoding alone (no store write): {decode_only:.1f} video s per CPU-s; "
+        f"decoding alone (no store write): {decode_only['official']:.1f} video s per CPU-s with "
+        f"the official method, {decode_only['ffmpeg']:.1f} with the ffmpeg method; "
         f"npy/mp4: bytes {npy['MB/min'] / mp4['MB/min']:.1f}x, "
         f"random clips {npy['clips/s 1p'] / mp4['clips/s 1p']:.1f}x (1 process), "
         f"{npy['+transform 1p'] / mp4['+transform 1p']:.1f}x with the transform; "

@@ -94,7 +94,9 @@ def test_the_disk_estimate_uses_the_fixed_size():
     kept = StoreSettings(frame_rate=15, short_side=128, store="npy")
     assert estimate_store_bytes(table, kept) == 150 * 128 * 228 * 3
     mp4 = StoreSettings(frame_rate=15, short_side=None, store="mp4", frame_size=(128, 171))
-    assert estimate_store_bytes(table, mp4) == int(150 * 128 * 172 * 0.15)  # coded padded
-    # the fidelity settings cost more: 1.1x for 4:4:4, twice the size per 6 CRF steps down
+    assert estimate_store_bytes(table, mp4) == int(150 * 128 * 172 * 0.25)  # coded padded
+    # the fidelity settings cost more: twice the size per 6 CRF steps down; RGB 2.3x
     fine = StoreSettings(15, None, "mp4", frame_size=(128, 171), mp4_crf=6, mp4_pix_fmt="yuv444p")
-    assert estimate_store_bytes(table, fine) == int(150 * 128 * 172 * 0.15 * 1.1 * 4)
+    assert estimate_store_bytes(table, fine) == int(150 * 128 * 172 * 0.25 * 4)
+    rgb = StoreSettings(15, None, "mp4", frame_size=(128, 171), mp4_crf=18, mp4_pix_fmt="rgb24")
+    assert estimate_store_bytes(table, rgb) == int(150 * 128 * 172 * 0.25 * 2.3)

@@ -54,15 +54,18 @@ INDEX_FILE = "index.json"
 PENDING_SUFFIX = ".entry.json"
 MP4_KEYINT = 16
 MP4_CRF = 18
-#: Stored bytes per pixel of the mp4 store at CRF 18 in yuv420p, for disk estimates: 0.06 was
-#: measured on the benchmark's synthetic content (docs/frame-store.md); real footage compresses
-#: less well, so the estimate takes 2.5 times that.
-MP4_BYTES_PER_PIXEL = 0.15
+#: Stored bytes per pixel of the mp4 store at CRF 18 in yuv420p, for disk estimates: 0.171 and
+#: 0.198 were measured with the official decode method on the benchmark's realistic synthetic
+#: 360p and 720p sources (``bench/frame_store.py --scale``, docs/frame-store.md); the estimate
+#: adds a quarter.
+MP4_BYTES_PER_PIXEL = 0.25
 #: Size of the other pixel formats against yuv420p at the same CRF, and the factor per CRF step
 #: (x264's rule of thumb, 6 steps halve the size), as measured in ``bench/fidelity.py``:
-#: 3.8, 4.1 and 9.5 kB per 128 x 171 frame at CRF 18 for yuv420p, yuv444p and rgb24; yuv444p at
-#: CRF 12 and 8: 9.1 and 13.8 kB (the rule gives 8.2 and 13.0).
-MP4_PIX_FMT_FACTOR = {"yuv420p": 1.0, "yuv444p": 1.1, "rgb24": 2.5}
+#: 3.8, 4.1 and 9.5 kB per 128 x 171 frame at CRF 18 for yuv420p, yuv444p and rgb24 (rgb24 at
+#: CRF 12: 17.5 kB, 2.2x the rule's yuv420p); yuv444p at CRF 12 and 8: 9.1 and 13.8 kB (the rule
+#: gives 8.2 and 13.0). On the --scale sources, CRF 8 in yuv444p took 2.85x and 3.05x CRF 18 in
+#: yuv420p (the rule: 3.2x), so the estimate errs on the large side.
+MP4_PIX_FMT_FACTOR = {"yuv420p": 1.0, "yuv444p": 1.0, "rgb24": 2.3}
 
 
 @dataclass(frozen=True)
