@@ -24,7 +24,7 @@ from tsp_pretrain.localization import (
 from tsp_pretrain.localization.nms import hard_nms, soft_nms
 from tsp_pretrain.localization.readout import clip_runs, run_score, video_proposals
 from tsp_pretrain.localization.score import main as score_main
-from tsp_pretrain.localization.scoring import bootstrap, comparison_report
+from tsp_pretrain.localization.scoring import bootstrap, bootstrap_samples, comparison_report
 
 ANET = tiou_thresholds("activitynet")
 
@@ -377,7 +377,13 @@ def test_bootstrap_discards_draws_without_ground_truth():
     # a quarter of the draws hold only the empty video: they are left out, nothing is NaN;
     # draws with the empty video rank its false positive first (AP 1/2), draws without: AP 1
     assert all(np.isfinite([i.low, i.high]).all() for i in intervals.values())
-    assert intervals["average_map"].low == 0.5 and intervals["average_map"].high == 1.0
+    drawn = bootstrap_samples([matched], n_bootstrap=200, seed=0)
+    values = drawn.samples[0]["average_map"]
+    assert 120 < drawn.num_draws < 180 and set(values) == {0.5, 1.0}
+    # the interval is the draws' spread (1/2 .. 1) around the observed value
+    centre = intervals["average_map"].mean - values.mean()
+    assert intervals["average_map"].low == pytest.approx(0.5 + centre)
+    assert intervals["average_map"].high == pytest.approx(1.0 + centre)
 
 
 def test_bootstrap_keeps_only_draws_holding_every_class():

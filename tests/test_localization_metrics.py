@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from tsp_pretrain.localization.detection import average_precision as weighted_ap
-from tsp_pretrain.localization.detection import detection_map, match_detections
+from tsp_pretrain.localization.detection import detection_map, map_draws, match_detections
 from tsp_pretrain.localization.proposals import ProposalResult, average_recall, recall_counts
 from tsp_pretrain.localization.segments import ACTIVITYNET_TIOU, THUMOS14_TIOU, tiou_thresholds
 
@@ -95,29 +95,66 @@ def ref_map(gt: pd.DataFrame, pred: pd.DataFrame, thresholds) -> np.ndarray:
     return np.array(out)
 
 
+def ranked_segments(props: pd.DataFrame, video: str) -> list[tuple[float, float]]:
+    """A video's proposals by descending score, equal scores in file order."""
+    mine = props[props["video_id"] == video]
+    rows = zip(mine["score"], mine["t_start"], mine["t_end"], range(len(mine)), strict=True)
+    return [(s, e) for _, s, e, _ in sorted(rows, key=lambda r: (-r[0], r[3]))]
+
+
+def truths_of(gt: pd.DataFrame, video: str) -> list[tuple[float, float]]:
+    return [(g.t_start, g.t_end) for g in gt[gt["video_id"] == video].itertuples()]
+
+
+def ref_recall(per_video: list, used: list[int], thresholds) -> float:
+    """Recall averaged over thresholds, video i using its first used[i] proposals."""
+    recalls = []
+    for t in thresholds:
+        hit = total = 0
+        for (truths, ranked), n in zip(per_video, used, strict=True):
+            for truth in truths:
+                total += 1
+                hit += any(ref_iou(p, truth) >= t for p in ranked[:n])
+        recalls.append(hit / total)
+    return sum(recalls) / len(recalls)
+
+
 def ref_ar(gt: pd.DataFrame, props: pd.DataFrame, thresholds, max_an: int = 100) -> np.ndarray:
-    """AR at AN = 1..max_an: top AN proposals per video, recall over all gt, mean over tIoU."""
-    per_video = []
-    for video in sorted(set(gt["video_id"])):
-        mine = props[props["video_id"] == video]
-        ranked = sorted(
-            zip(mine["score"], mine["t_start"], mine["t_end"], range(len(mine)), strict=True),
-            key=lambda r: (-r[0], r[3]),
+    """Per-video scheme, AR at AN = 1..max_an: the top AN proposals of every video."""
+    videos = sorted(set(gt["video_id"]))
+    per_video = [(truths_of(gt, v), ranked_segments(props, v)) for v in videos]
+    return np.array(
+        [ref_recall(per_video, [an] * len(videos), thresholds) for an in range(1, max_an + 1)]
+    )
+
+
+def ref_ar_official(gt: pd.DataFrame, props: pd.DataFrame, thresholds, max_avg: int = 100):
+    """The official eval_proposal.py, step by step: (AR at the 100 curve points, AN axis, AUC).
+
+    V = videos with ground truth; P = every proposal, any video. A video keeps
+    min(int(n * max_avg * V / P), n) of its best proposals (K kept in all); at point k it uses
+    min(int(kept * k / 100 * max_avg * V / K), kept) of them. AN = that fraction * K / V.
+    """
+    videos = sorted(set(gt["video_id"]))
+    ratio = max_avg * len(videos) / len(props)
+    per_video, total_kept = [], 0
+    for v in videos:
+        ranked = ranked_segments(props, v)
+        kept = min(int(len(ranked) * ratio), len(ranked))
+        total_kept += kept
+        per_video.append((truths_of(gt, v), ranked[:kept]))
+    fractions = [k / 100.0 * (max_avg * len(videos) / total_kept) for k in range(1, 101)]
+    curve = [
+        ref_recall(
+            per_video,
+            [min(int(len(kept) * f), len(kept)) for _, kept in per_video],
+            thresholds,
         )
-        truths = [(g.t_start, g.t_end) for g in gt[gt["video_id"] == video].itertuples()]
-        per_video.append((ranked, truths))
-    curve = []
-    for an in range(1, max_an + 1):
-        recalls = []
-        for t in thresholds:
-            hit = total = 0
-            for ranked, truths in per_video:
-                for truth in truths:
-                    total += 1
-                    hit += any(ref_iou((s, e), truth) >= t for _, s, e, _ in ranked[:an])
-            recalls.append(hit / total)
-        curve.append(sum(recalls) / len(recalls))
-    return np.array(curve)
+        for f in fractions
+    ]
+    an = [f * (total_kept / len(videos)) for f in fractions]
+    area = sum((an[i] - an[i - 1]) * (curve[i] + curve[i - 1]) / 2 for i in range(1, len(an)))
+    return np.array(curve), np.array(an), area / an[-1]
 
 
 def random_case(rng: np.random.Generator, videos: int = 6, classes: int = 3, extra_video=True):
@@ -232,20 +269,23 @@ def test_greedy_matching_takes_the_best_free_ground_truth():
     assert tp[1].tolist() == [t <= iou[1][1] for t in ANET]  # the second-best, free one
 
 
-def test_threshold_sets():
-    assert tiou_thresholds("activitynet").tolist() == [
-        0.5,
-        0.55,
-        0.6,
-        0.65,
-        0.7,
-        0.75,
-        0.8,
-        0.85,
-        0.9,
-        0.95,
-    ]
-    assert tiou_thresholds("thumos14").tolist() == [0.3, 0.4, 0.5, 0.6, 0.7]
+def test_threshold_sets_are_the_official_linspace_floats():
+    anet = tiou_thresholds("activitynet")
+    assert anet.tolist() == np.linspace(0.5, 0.95, 10).tolist()
+    assert anet[8] == 0.8999999999999999 and anet[8] != 0.9  # not rounded
+    assert tiou_thresholds("thumos14").tolist() == np.linspace(0.3, 0.7, 5).tolist()
+
+
+def test_tiou_equal_to_the_linspace_threshold_is_a_hit():
+    """tIoU of [0.9, 7.6] with [1.3, 7.9] is 6.3 / 7.0 = 0.8999999999999999 in floats: exactly
+    the official ninth threshold, so a hit there (mAP 90% at 9 of 10 thresholds, not 80%)."""
+    gt = gt_table(("a", 1.3, 7.9, "jump"))
+    pred = pred_table(("a", 0.9, 7.6, "jump", 0.5))
+    result = detection_map(gt, pred, ANET)
+    assert result.ap[0].tolist() == [1.0] * 9 + [0.0]
+    assert result.average_map == pytest.approx(0.9)
+    curve = average_recall(gt, pred.assign(label=""), ANET)
+    assert curve.ar_at(1) == pytest.approx(0.9)
 
 
 def test_average_recall_hand_computed():
@@ -255,21 +295,68 @@ def test_average_recall_hand_computed():
         ("a", 40.0, 50.0, "", 0.8),  # nothing
         ("a", 20.0, 30.0 + 10 * (1 / 0.7 - 1), "", 0.7),  # g2 at tIoU 0.7
     )
-    result = average_recall(gt, props, ANET)
-    assert result.ar_at(1) == pytest.approx(0.5) and result.ar_at(2) == pytest.approx(0.5)
-    # from 3 proposals on: g2 counts at 0.5 .. 0.7 (5 of 10 thresholds)
-    assert result.ar_at(3) == pytest.approx(0.75) and result.ar_at(100) == pytest.approx(0.75)
-    # trapezoid over AN = 1..100: (AR1+AR2)/2 + (AR2+AR3)/2 + 97 steps of 0.75
-    expected_auc = ((0.5 + 0.5) / 2 + (0.5 + 0.75) / 2 + 97 * 0.75) / 100
-    assert result.auc == pytest.approx(expected_auc)
+    for scheme in ("per_video", "official"):
+        result = average_recall(gt, props, ANET, scheme=scheme)
+        # official with one video of 3 proposals: at AN k it uses int(3 * k / 3) = k of them
+        assert result.ar_at(1) == pytest.approx(0.5) and result.ar_at(2) == pytest.approx(0.5)
+        # from 3 proposals on: g2 counts at 0.5 .. 0.7 (5 of 10 thresholds)
+        assert result.ar_at(3) == pytest.approx(0.75) and result.ar_at(100) == pytest.approx(0.75)
+        # trapezoid over AN = 1..100: (AR1+AR2)/2 + (AR2+AR3)/2 + 97 steps of 0.75
+        expected_auc = ((0.5 + 0.5) / 2 + (0.5 + 0.75) / 2 + 97 * 0.75) / 100
+        assert result.auc == pytest.approx(expected_auc)
+
+
+def test_official_ar_spends_an_average_budget_not_a_per_video_cut():
+    """Videos with 1 and 9 proposals, each recalled by its first: the official budget at AN 1
+    is 2 proposals in all, shared in proportion: int(1 * 0.2) = 0 for the first video and
+    int(9 * 0.2) = 1 for the second, so AR@1 is 0.5 (the per-video top 1 would give 1.0)."""
+    gt = gt_table(("a", 0.0, 10.0, ""), ("b", 0.0, 10.0, ""))
+    rows = [("a", 0.0, 10.0, "", 0.9), ("b", 0.0, 10.0, "", 0.9)]
+    rows += [("b", 50.0 + i, 51.0 + i, "", 0.5) for i in range(8)]  # b's 8 misses rank after
+    props = pred_table(*rows)
+    official = average_recall(gt, props, ANET)
+    assert official.ar_at(1) == pytest.approx(0.5)
+    assert official.ar_at(5) == pytest.approx(1.0)  # int(1 * 1.0) = 1: a uses its proposal
+    assert average_recall(gt, props, ANET, scheme="per_video").ar_at(1) == 1.0
+
+
+def test_official_ar_truncates_as_the_official_floats():
+    """100 proposals in one video, the only hit at rank 29: officially AN 29 uses
+    int(100 * 0.29) = int(28.999999999999996) = 28 proposals, so AR@29 is 0; rank 30 is in."""
+    gt = gt_table(("a", 0.0, 10.0, ""))
+    rows = [("a", 100.0 + i, 101.0 + i, "", 1.0 - i / 1000) for i in range(100)]
+    rows[28] = ("a", 0.0, 10.0, "", rows[28][4])  # rank 29
+    props = pred_table(*rows)
+    official = average_recall(gt, props, ANET)
+    assert official.ar_at(28) == 0.0 and official.ar_at(29) == 0.0 and official.ar_at(30) == 1.0
+    assert average_recall(gt, props, ANET, scheme="per_video").ar_at(29) == 1.0
+
+
+def test_official_ar_budget_counts_proposals_outside_the_ground_truth():
+    """One video of the ground truth with 2 proposals (its hit second) and 198 proposals in a
+    video without ground truth: P = 200 for V = 1 video, so the video keeps int(2 * 100 / 200)
+    = 1 proposal and never reaches its hit. Without the other video it keeps both and AR@2 = 1.
+    """
+    gt = gt_table(("a", 0.0, 10.0, ""))
+    own = [("a", 50.0, 60.0, "", 0.9), ("a", 0.0, 10.0, "", 0.8)]
+    other = [("z", float(i), i + 1.0, "", 0.5) for i in range(198)]
+    with_other = average_recall(gt, pred_table(*own, *other), ANET)
+    np.testing.assert_array_equal(with_other.curve, 0.0)
+    alone = average_recall(gt, pred_table(*own), ANET)
+    assert alone.ar_at(1) == 0.0 and alone.ar_at(2) == 1.0 and alone.ar_at(100) == 1.0
+    # the per-video scheme ignores videos without ground truth
+    per_video = average_recall(gt, pred_table(*own, *other), ANET, scheme="per_video")
+    assert per_video.ar_at(2) == 1.0
 
 
 def test_video_with_ground_truth_and_no_proposals_counts_zero():
     gt = gt_table(("a", 0.0, 10.0, ""), ("b", 0.0, 10.0, ""))
-    props = pred_table(("a", 0.0, 10.0, "", 0.9), ("z", 0.0, 10.0, "", 0.9))  # z: no gt, ignored
-    result = average_recall(gt, props, ANET)
-    assert result.ar_at(1) == 0.5 and result.ar_at(100) == 0.5
-    assert ProposalResult(np.ones(100)).auc == pytest.approx(0.99)  # AN runs from 1, as official
+    props = pred_table(("a", 0.0, 10.0, "", 0.9), ("z", 0.0, 10.0, "", 0.9))  # z: no gt
+    for scheme in ("official", "per_video"):
+        result = average_recall(gt, props, ANET, scheme=scheme)
+        assert result.ar_at(1) == 0.5 and result.ar_at(100) == 0.5
+    flat = ProposalResult(np.ones(100), np.arange(1, 101.0))
+    assert flat.auc == pytest.approx(0.99)  # AN runs from 1, as official
 
 
 # --- against the brute-force reference ----------------------------------------------------------
@@ -288,10 +375,15 @@ def test_map_equals_the_reference_on_random_cases(seed):
 @pytest.mark.parametrize("seed", range(10))
 def test_average_recall_equals_the_reference_on_random_cases(seed):
     rng = np.random.default_rng(100 + seed)
-    gt, pred = random_case(rng)
+    gt, pred = random_case(rng)  # unequal counts per video, and a video without ground truth
     props = pred.assign(label="")
-    expected = ref_ar(gt, props, ANET, max_an=15)
-    np.testing.assert_allclose(average_recall(gt, props, ANET, max_an=15).curve, expected)
+    curve, an, auc = ref_ar_official(gt, props, ANET)
+    result = average_recall(gt, props, ANET)
+    np.testing.assert_allclose(result.curve, curve, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(result.an, an, rtol=0, atol=1e-12)
+    assert result.auc == pytest.approx(auc, abs=1e-12)
+    per_video = average_recall(gt, props, ANET, max_an=15, scheme="per_video")
+    np.testing.assert_allclose(per_video.curve, ref_ar(gt, props, ANET, max_an=15))
 
 
 @pytest.mark.parametrize("seed", range(8))
@@ -299,7 +391,7 @@ def test_video_weights_equal_evaluating_duplicated_videos(seed):
     """What the bootstrap computes (weights on matched predictions) equals the reference run
     on a dataset where each video is copied as often as it was drawn."""
     rng = np.random.default_rng(200 + seed)
-    gt, pred = random_case(rng, extra_video=False)
+    gt, pred = random_case(rng)  # with a video without ground truth
     videos = sorted(set(gt["video_id"]) | set(pred["video_id"]))
     weight = rng.integers(0, 3, len(videos)).astype(float)
     weight[videos.index(gt["video_id"].iloc[0])] = 2  # keep at least one ground truth
@@ -322,5 +414,18 @@ def test_video_weights_equal_evaluating_duplicated_videos(seed):
 
     props = pred.assign(label="")
     dup_props = dup_pred.assign(label="")
-    counts = recall_counts(gt, props, ANET, max_an=10, videos=videos)
-    np.testing.assert_allclose(counts.curve(weight), ref_ar(dup_gt, dup_props, ANET, max_an=10))
+    counts = recall_counts(gt, props, ANET, max_an=10, videos=videos, scheme="per_video")
+    np.testing.assert_allclose(
+        counts.curve(weight).curve, ref_ar(dup_gt, dup_props, ANET, max_an=10)
+    )
+    official = recall_counts(gt, props, ANET, videos=videos).curve(weight)
+    curve, an, _ = ref_ar_official(dup_gt, dup_props, ANET)
+    np.testing.assert_allclose(official.curve, curve, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(official.an, an, rtol=0, atol=1e-12)
+    # the vectorised draws (what the bootstrap uses) equal the one-by-one computation
+    draws = np.vstack([weight, np.ones(len(videos)), weight[::-1]])
+    for row, one in zip(draws, map_draws(matches, len(ANET), draws), strict=True):
+        np.testing.assert_allclose(one, weighted_ap(matches, ANET, row).map, rtol=0, atol=1e-12)
+    official_counts = recall_counts(gt, props, ANET, videos=videos)
+    for row, one in zip(draws, official_counts.curves(draws), strict=True):
+        np.testing.assert_array_equal(one.curve, official_counts.curve(row).curve)

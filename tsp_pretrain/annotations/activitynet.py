@@ -1,9 +1,10 @@
 """ActivityNet v1.3 JSON (``activity_net.v1-3.min.json``) and ActionFormer-style JSON.
 
 The label map is the taxonomy's leaves, sorted by name (the order of the official TSP label
-mapping), unless an explicit list is given; a file without a taxonomy (ActionFormer style) uses
-the labels it contains, with a warning. Test videos without annotations are kept as *unlabelled*:
-they are listed in videos.csv (features are extracted for them) but get no background segments.
+mapping), unless an explicit list is given; a file without a taxonomy (ActionFormer style), or
+with ``"taxonomy": []`` as many tools write it, uses the labels it contains, with a warning. Test
+videos without annotations are kept as *unlabelled*: they are listed in videos.csv (features are
+extracted for them) but get no background segments.
 Sources are JSON paths, e.g. ``activity_net.json:database/abc/annotations/2``.
 """
 
@@ -177,9 +178,12 @@ def _number(value: Any, where: str) -> float:
 def _found_labels(path: Path, data: dict, used: Any) -> tuple[list[str], str]:
     """The taxonomy's leaves, or (no taxonomy, e.g. ActionFormer style) the labels used."""
     taxonomy = data.get("taxonomy")
-    if taxonomy is None:
-        log.warning("%s: no taxonomy; using the labels that occur in the file", path)
-        return sorted(set(used)), "labels used in the file (no taxonomy)"
+    if taxonomy is None or taxonomy == []:
+        # Many tools write "taxonomy": [] for "none"; its leaves (none) would make every action
+        # an unknown label, so an empty taxonomy is no taxonomy.
+        what = "no taxonomy" if taxonomy is None else "an empty taxonomy"
+        log.warning("%s: %s; using the labels that occur in the file", path, what)
+        return sorted(set(used)), f"labels used in the file ({what})"
     try:
         parents = {node["parentId"] for node in taxonomy}
         leaves = {node["nodeName"] for node in taxonomy if node["nodeId"] not in parents}

@@ -163,6 +163,58 @@ def interpolated_ap(tp: np.ndarray, num_gt: float, weight: np.ndarray | None = N
     return (step * mprec[1:]).sum(axis=0)
 
 
+#: Elements of one ``draws x predictions x thresholds`` block in :func:`map_draws`.
+_BLOCK_ELEMENTS = 1 << 22
+
+
+def interpolated_ap_draws(tp: np.ndarray, num_gt: np.ndarray, weight: np.ndarray) -> np.ndarray:
+    """:func:`interpolated_ap` for many weightings at once: ``weight`` is ``draws x k`` (a
+    prediction of weight 0 is absent), ``num_gt`` one count per draw; returns ``draws x T``.
+
+    Only the points where recall rises (true positives) add area, and the running maximum of
+    precision from the right is reached at one of them (after a false positive, precision is
+    below its value at the last true positive), so only the rows that are a true positive at
+    some threshold are kept: the same AP, with the cumulative sums over far fewer rows. A row of
+    weight 0 repeats the previous point of the curve, which changes neither the maximum nor the
+    area, so it equals dropping the prediction.
+    """
+    tp = np.asarray(tp, dtype=bool)
+    weight = np.asarray(weight, dtype=float)
+    num_gt = np.asarray(num_gt, dtype=float)
+    draws, num_thresholds = len(weight), tp.shape[1]
+    rows = np.flatnonzero(tp.any(axis=1))
+    if len(rows) == 0:
+        return np.zeros((draws, num_thresholds))
+    seen = np.cumsum(weight, axis=1)[:, rows]  # predictions ranked at or above each row
+    counted = weight[:, None, rows] * tp[rows].T[None]  # draws x T x rows
+    tp_sum = np.cumsum(counted, axis=2)
+    precision = np.divide(tp_sum, seen[:, None, :], out=np.zeros_like(tp_sum), where=tp_sum > 0)
+    precision = np.maximum.accumulate(precision[:, :, ::-1], axis=2)[:, :, ::-1]
+    area = (counted * precision).sum(axis=2)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(num_gt[:, None] > 0, area / num_gt[:, None], 0.0)
+
+
+def map_draws(matches: list[ClassMatches], num_thresholds: int, weights: np.ndarray) -> np.ndarray:
+    """mAP at every threshold for every row of ``weights`` (``draws x videos``): ``draws x T``.
+
+    The vectorised :func:`average_precision` of a bootstrap: a class none of whose ground truth
+    a draw holds is left out of that draw's mean (NaN when no class is left).
+    """
+    weights = np.asarray(weights, dtype=float)
+    total = np.zeros((len(weights), num_thresholds))
+    present = np.zeros(len(weights))
+    for m in matches:
+        num_gt = weights @ m.gt_per_video
+        per_block = max(1, _BLOCK_ELEMENTS // max(1, len(m.tp) * (num_thresholds + 1)))
+        for start in range(0, len(weights), per_block):
+            rows = slice(start, start + per_block)
+            total[rows] += interpolated_ap_draws(m.tp, num_gt[rows], weights[rows][:, m.video])
+        present += num_gt > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / np.where(present > 0, present, np.nan)[:, None]
+
+
 def average_precision(
     matches: list[ClassMatches], thresholds: np.ndarray, video_weight: np.ndarray | None = None
 ) -> DetectionResult:

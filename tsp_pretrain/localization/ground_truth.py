@@ -9,15 +9,20 @@ The result is one subset's videos (every video of it, also those without segment
 predictions can only be false positives) and its segments: video_id, t_start, t_end, label.
 A blocked list (OpenTAD's ``blocked.json``: a JSON list of video ids) removes videos from both
 ground truth and predictions.
+
+What cannot be a segment is an error naming the entry (a missing or NaN time, an end before the
+start): the official evaluation crashes on a missing time and silently never matches the others.
+What it scores as given (a start before 0 s, a zero-length segment) is kept and noted.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from tsp_pretrain.annotations import parse_activitynet, parse_thumos14
@@ -30,11 +35,13 @@ GT_COLUMNS = ["video_id", "t_start", "t_end", "label"]
 
 @dataclass(frozen=True)
 class GroundTruth:
-    """The videos of one subset (sorted ids) and their action segments."""
+    """The videos of one subset (sorted ids), their action segments, and notes on segments
+    that are scored as the official evaluation scores them but are probably not meant."""
 
     videos: list[str]
     segments: pd.DataFrame
     source: str
+    notes: list[str] = field(default_factory=list)
 
     def without(self, blocked: Iterable[str]) -> GroundTruth:
         """The same without the ``blocked`` videos."""
@@ -43,18 +50,22 @@ class GroundTruth:
             [v for v in self.videos if v not in blocked],
             self.segments[~self.segments["video_id"].isin(blocked)].reset_index(drop=True),
             self.source,
+            self.notes,
         )
 
 
-def _from_canonical(videos: pd.DataFrame, segments: pd.DataFrame) -> tuple[pd.DataFrame, ...]:
+def _from_canonical(
+    videos: pd.DataFrame, segments: pd.DataFrame, source: str
+) -> tuple[pd.DataFrame, ...]:
     fg = segments[segments["region"] == "foreground"]
-    return videos[["video_id", "subset"]], fg[GT_COLUMNS]
+    where = [f"{source}/segments.csv:row {i + 2}" for i in fg.index]
+    return videos[["video_id", "subset"]], fg[GT_COLUMNS].assign(source=where)
 
 
 def _from_raw(raw) -> tuple[pd.DataFrame, pd.DataFrame]:
     videos = raw.videos[raw.videos["labelled"]][["video_id", "subset"]]
     segments = raw.segments[~raw.segments["excluded"]]
-    return videos, segments[GT_COLUMNS]
+    return videos, segments[[*GT_COLUMNS, "source"]]
 
 
 def read_ground_truth(path: str | Path, subset: str) -> GroundTruth:
@@ -83,7 +94,7 @@ def ground_truth_from_tables(
 ) -> GroundTruth:
     """The ground truth of ``subset`` from canonical ``videos.csv`` / ``segments.csv`` tables
     (read from disk or from a git revision)."""
-    return _subset(*_from_canonical(videos, segments), subset, source)
+    return _subset(*_from_canonical(videos, segments, source), subset, source)
 
 
 def _subset(videos: pd.DataFrame, segments: pd.DataFrame, subset: str, source: str) -> GroundTruth:
@@ -100,7 +111,50 @@ def _subset(videos: pd.DataFrame, segments: pd.DataFrame, subset: str, source: s
     segments = segments[segments["video_id"].isin(ids)]
     if segments.empty:
         raise EvaluationError(f"{source}: subset {wanted!r} has no action segment to detect")
-    return GroundTruth(ids, segments.reset_index(drop=True), source)
+    notes = _check_segments(segments)
+    return GroundTruth(ids, segments[GT_COLUMNS].reset_index(drop=True), source, notes)
+
+
+def _check_segments(segments: pd.DataFrame) -> list[str]:
+    """Reject ground truth that cannot be a segment (naming its entry and the fix); notes for
+    what the official evaluation scores as given (a negative start, a zero length)."""
+    start = segments["t_start"].to_numpy(float)
+    end = segments["t_end"].to_numpy(float)
+    rejected = (
+        (
+            ~(np.isfinite(start) & np.isfinite(end)),
+            "a missing (null), NaN or infinite time",
+            "give both times in seconds, or remove the annotation",
+        ),
+        (
+            end < start,
+            "a segment that ends before it starts",
+            "write the segment as [start, end] with start <= end",
+        ),
+    )
+    for bad, what, fix in rejected:
+        if bad.any():
+            row = segments[bad].iloc[0]
+            more = f" ({int(bad.sum())} such segments)" if bad.sum() > 1 else ""
+            raise EvaluationError(
+                f"{row['source']}: ground truth with {what} (video {row['video_id']}, "
+                f"[{row['t_start']}, {row['t_end']}], {row['label']!r}){more}; {fix}"
+            )
+    notes = []
+    for bad, what in (
+        (start < 0, "start before 0 s; scored as given, as the official evaluation does"),
+        (
+            end == start,
+            "zero length; kept as the official evaluation keeps them, no prediction can match",
+        ),
+    ):
+        if bad.any():
+            row = segments[bad].iloc[0]
+            notes.append(
+                f"{int(bad.sum())} ground-truth segment(s) with {what} (e.g. {row['source']}: "
+                f"[{row['t_start']}, {row['t_end']}])"
+            )
+    return notes
 
 
 def read_blocked(path: str | Path) -> list[str]:

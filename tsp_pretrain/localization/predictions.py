@@ -54,30 +54,60 @@ def _label(value: Any, labels: Sequence[str] | None, where: str) -> str:
     return labels[int(value)]
 
 
-def _rows_from_json(path: Path, data: Any, labels: Sequence[str] | None) -> list[tuple]:
-    results = data.get("results", data) if isinstance(data, dict) else None
-    if not isinstance(results, dict):
+_RESULTS_FORMAT = (
+    '{"version": "VERSION 1.3", "results": {"<video id>": [{"segment": [s, e], "score": .., '
+    '"label": ..}]}}'
+)
+#: Top-level keys of an ActivityNet results file other than ``results``.
+_RESULTS_SIBLINGS = {"version", "external_data"}
+
+
+def _results(path: Path, data: Any) -> dict:
+    """The ``results`` mapping of an ActivityNet results file, or a bare ``{id: [...]}``."""
+    if not isinstance(data, dict):
         raise EvaluationError(
-            f'{path}: expected {{"results": {{"<video id>": [{{"segment": [s, e], "score": .., '
-            '"label": ..}]}} (the ActivityNet results format) or the bare mapping'
+            f"{path}: expected {_RESULTS_FORMAT} (the ActivityNet results format) or the bare "
+            f"mapping {{'<video id>': [...]}}, got a JSON {type(data).__name__}"
         )
-    rows = []
-    for vid, entries in results.items():
+    if "results" in data:
+        if not isinstance(data["results"], dict):
+            raise EvaluationError(
+                f"{path}: results must map video ids to lists of predictions, got a JSON "
+                f"{type(data['results']).__name__}; expected {_RESULTS_FORMAT}"
+            )
+        return data["results"]
+    siblings = sorted(_RESULTS_SIBLINGS & set(data))
+    if siblings:  # an ActivityNet results file without its predictions, not a bare mapping
+        raise EvaluationError(
+            f'{path}: the "results" key is missing (top-level keys: {sorted(data)[:6]}); an '
+            f"ActivityNet results file is {_RESULTS_FORMAT}"
+        )
+    return data
+
+
+def _rows_from_json(
+    path: Path, data: Any, labels: Sequence[str] | None
+) -> tuple[list[tuple], list[str]]:
+    rows, places = [], []
+    for vid, entries in _results(path, data).items():
         if not isinstance(entries, list):
-            raise EvaluationError(f"{path}: results/{vid} is not a list of predictions")
+            raise EvaluationError(
+                f"{path}:results/{vid}: expected a list of predictions, got {entries!r:.60}"
+            )
         for k, entry in enumerate(entries):
-            where = f"{path}:results/{vid}/{k}"
+            where = f"results/{vid}/{k}"
             try:
                 start, end = (float(t) for t in entry["segment"])
                 score = float(entry["score"])
             except (KeyError, TypeError, ValueError):
                 raise EvaluationError(
-                    f'{where}: a prediction needs "segment": [start, end] and a numeric "score", '
-                    f"got {entry!r}"
+                    f'{path}:{where}: a prediction needs "segment": [start, end] and a numeric '
+                    f'"score", got {entry!r}'
                 ) from None
-            label = _label(entry["label"], labels, where) if "label" in entry else ""
+            label = _label(entry["label"], labels, f"{path}:{where}") if "label" in entry else ""
             rows.append((str(vid), start, end, label, score))
-    return rows
+            places.append(where)
+    return rows, places
 
 
 def read_predictions(path: str | Path, labels: Sequence[str] | None = None) -> pd.DataFrame:
@@ -107,7 +137,7 @@ def read_predictions(path: str | Path, labels: Sequence[str] | None = None) -> p
         ]
         rows = table[list(COLUMNS)].astype({"video_id": str}).itertuples(index=False)
         rows = [tuple(r) for r in rows]
-        return _checked(rows, path)
+        return _checked(rows, [f"row {i + 2}" for i in range(len(rows))], path)
     return parse_predictions(path.read_text(), path, labels)
 
 
@@ -120,18 +150,44 @@ def parse_predictions(
         data = json.loads(text)
     except json.JSONDecodeError as err:
         raise EvaluationError(f"{source}: not valid JSON ({err})") from None
-    return _checked(_rows_from_json(Path(source), data, labels), source)
+    return _checked(*_rows_from_json(Path(source), data, labels), source)
 
 
-def _checked(rows: list[tuple], source: str | Path) -> pd.DataFrame:
+def _checked(rows: list[tuple], places: list[str], source: str | Path) -> pd.DataFrame:
+    """The table of ``rows``; what cannot be a segment or a score is an error naming the entry.
+
+    NaN or infinite values and reversed segments (end before start) are rejected: the official
+    evaluation would score them as misses without a word (a file of reversed segments gets mAP
+    0). A start before 0 s is kept, as the official evaluation keeps it, and noted by
+    :func:`tsp_pretrain.localization.scoring.prepare_predictions`.
+    """
     table = pd.DataFrame(rows, columns=list(COLUMNS)) if rows else empty_predictions()
-    bad = ~np.isfinite(table[["t_start", "t_end", "score"]].to_numpy(float)).all(axis=1)
-    if bad.any():
-        row = table[bad].iloc[0]
-        raise EvaluationError(
-            f"{source}: {int(bad.sum())} prediction(s) with NaN or inf, e.g. video {row.video_id}"
-        )
+    values = table[["t_start", "t_end", "score"]].to_numpy(float)
+    problems = (
+        (
+            ~np.isfinite(values).all(axis=1),
+            "NaN or infinite time or score",
+            "give finite numbers (seconds, and a score)",
+        ),
+        (
+            values[:, 1] < values[:, 0],
+            "a segment that ends before it starts",
+            "write segments as [start, end] with start <= end (swapped columns?)",
+        ),
+    )
+    for bad, what, fix in problems:
+        if bad.any():
+            first = int(np.flatnonzero(bad)[0])
+            raise EvaluationError(
+                f"{source}:{places[first]}: {what} ({_segment_text(rows[first])}); {fix}"
+                + (f" ({int(bad.sum())} such predictions in the file)" if bad.sum() > 1 else "")
+            )
     return table
+
+
+def _segment_text(row: tuple) -> str:
+    video, start, end, _label, score = row
+    return f"video {video}, segment [{start}, {end}], score {score}"
 
 
 def predictions_document(table: pd.DataFrame, *, proposals: bool, details: str) -> dict:

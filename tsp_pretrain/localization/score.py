@@ -9,8 +9,10 @@ THUMOS14 folder of ``<Class>_val.txt`` / ``_test.txt``, or this project's annota
 project's ``localize`` stage), ActionFormer's ``{"<id>": [...]}`` with integer labels
 (``--labels``), or a CSV ``video-id, t-start, t-end, label, score``. A file without labels is
 scored as proposals only. AR@AN ranks the predictions themselves as proposals (labels
-ignored) unless ``--proposals`` names a class-free proposals file. ``--json`` writes every
-number (per class and threshold) to a file.
+ignored) unless ``--proposals`` names a class-free proposals file; it is the official AR@AN
+(AN an average number of proposals per video) unless ``--ar-scheme per-video`` asks for the top
+AN of every video. ``--json`` writes every number (per class and threshold) to a file.
+Thresholds are the official ``np.linspace`` floats (printed rounded).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from tsp_pretrain.evaluation.evaluate import round_floats
 from tsp_pretrain.localization.ground_truth import read_blocked, read_ground_truth
 from tsp_pretrain.localization.predictions import read_predictions
 from tsp_pretrain.localization.scoring import bootstrap, match, prepare_both
-from tsp_pretrain.localization.segments import ACTIVITYNET_TIOU, tiou_thresholds
+from tsp_pretrain.localization.segments import tiou_thresholds
 
 
 def _thresholds(text: str):
@@ -58,6 +60,7 @@ def score_files(args: argparse.Namespace) -> dict:
         proposals,
         thresholds=_thresholds(args.tiou),
         proposal_thresholds=_thresholds(args.proposal_tiou),
+        ar_scheme=args.ar_scheme.replace("-", "_"),
     )
     scores = matched.scores()
     out: dict = {
@@ -70,6 +73,7 @@ def score_files(args: argparse.Namespace) -> dict:
         "num_predictions": len(table),
         "blocked_videos": len(blocked),
         "notes": notes,
+        "ar_scheme": args.ar_scheme,
         "metrics": scores.metrics(),
     }
     if scores.detection is not None:
@@ -103,8 +107,9 @@ def format_report(result: dict) -> str:
     if "average_map" in m:
         per_t = ", ".join(f"{t}: {100 * v:.2f}" for t, v in result["map_by_tiou"].items())
         lines.append(f"detection: average mAP {fmt('average_map')} %  (mAP at tIoU {per_t})")
+    scheme = "" if result.get("ar_scheme", "official") == "official" else " (top AN per video)"
     lines.append(
-        "proposals: "
+        f"proposals{scheme}: "
         + ", ".join(f"AR@{an} {fmt(f'ar_{an}')}" for an in (1, 5, 10, 100))
         + f", AUC {fmt('ar_auc')} %"
     )
@@ -127,8 +132,15 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--proposal-tiou",
-        default=",".join(f"{t:g}" for t in ACTIVITYNET_TIOU),
-        help="AR thresholds (default 0.5:0.05:0.95)",
+        default="activitynet",
+        help="AR thresholds: activitynet (default, np.linspace(0.5, 0.95, 10)) | thumos14 | list",
+    )
+    parser.add_argument(
+        "--ar-scheme",
+        choices=("official", "per-video"),
+        default="official",
+        help="AR@AN as eval_proposal.py (default: AN is an average over videos, the file's "
+        "proposals per video set each video's budget) or the top AN of every video",
     )
     parser.add_argument(
         "--proposals",

@@ -1,10 +1,12 @@
 """Scoring prediction files against a ground truth: metrics, and bootstrap intervals over videos.
 
 :func:`prepare_predictions` applies the rules about what is scored (blocked videos, labels the
-ground truth does not know, videos outside the evaluated subset) and says what it did;
-:func:`score` computes detection mAP and proposal AR once; :func:`bootstrap` redraws the
-videos with replacement and recomputes the same numbers (the matching is done once, see
-:mod:`.detection`), for one prediction set or, paired on the same draws, for two.
+ground truth does not know, videos outside the evaluated subset, segments that start before
+0 s) and says what it did; :func:`match` matches detections and proposals once and
+:meth:`Matched.scores` computes detection mAP and proposal AR; :func:`bootstrap` redraws the
+videos with replacement and recomputes the same numbers (the matching is done once and
+weighted, see :mod:`.detection`), for one prediction set or, paired on the same draws, for two,
+with intervals centred on the observed values (why: docs/localization.md, "Intervals").
 """
 
 from __future__ import annotations
@@ -16,13 +18,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from tsp_pretrain.evaluation.bootstrap import Interval, percentile_interval, video_draws
+from tsp_pretrain.evaluation.bootstrap import Interval, centred_interval, video_draws
 from tsp_pretrain.evaluation.errors import EvaluationError
 from tsp_pretrain.evaluation.evaluate import round_floats
 from tsp_pretrain.localization.detection import (
     ClassMatches,
     DetectionResult,
     average_precision,
+    map_draws,
     match_detections,
 )
 from tsp_pretrain.localization.ground_truth import GroundTruth
@@ -46,6 +49,9 @@ class Prepared:
 
     table: pd.DataFrame
     notes: list[str] = field(default_factory=list)
+    #: The note on predictions outside the subset (also in ``notes``), and its parts.
+    outside_note: str | None = None
+    outside: tuple[int, int, list[str]] | None = None
 
 
 def prepare_predictions(
@@ -59,11 +65,17 @@ def prepare_predictions(
     """Apply the scoring rules to ``predictions``; every change is described in ``notes``.
 
     * Blocked videos are removed.
-    * Predictions in videos outside the evaluated subset are false positives, as in the official
-      evaluation (a file covering validation and test is penalised); ``ignore_outside`` drops
-      them instead.
+    * A segment that starts before 0 s is scored as given, as the official evaluation does
+      (its tIoU counts the part before 0), and noted: a localizer that regresses boundaries
+      past the video's start usually means to clip them.
+    * Predictions in videos outside the evaluated subset are false positives (``detections``),
+      and proposals there count in the official AR budget (``detections=False``; AN is spent
+      in proportion to each video's share of all proposals), as in the official evaluation (a
+      file covering validation and test is penalised); ``ignore_outside`` drops them instead.
     * Detections whose label the ground truth lacks can match nothing and enter no class's AP
       (the official code fails on them, OpenTAD sets them aside); they are dropped and counted.
+
+    Segments that cannot be one (reversed, NaN) never get here: the readers reject them.
     """
     notes: list[str] = []
     table = predictions
@@ -75,7 +87,16 @@ def prepare_predictions(
             "video(s) removed"
         )
         table = table[~hit]
+    early = table["t_start"] < 0
+    if early.any():
+        row = table[early].iloc[0]
+        notes.append(
+            f"{int(early.sum())} prediction(s) start before 0 s (e.g. video {row.video_id}, "
+            f"[{row.t_start:g}, {row.t_end:g}]): scored as given, as the official evaluation "
+            "does; clip them to the video if that is not meant"
+        )
     outside = ~table["video_id"].isin(set(ground_truth.videos))
+    outside_parts, outside_note = None, None
     if outside.any():
         n, v = int(outside.sum()), table.loc[outside, "video_id"].nunique()
         example = sorted(table.loc[outside, "video_id"].unique())[:3]
@@ -85,10 +106,11 @@ def prepare_predictions(
             )
             table = table[~outside]
         else:
-            notes.append(
-                f"{n} prediction(s) in {v} video(s) outside the evaluated subset count as false "
-                f"positives, as in the official evaluation ({example}; --ignore-outside drops them)"
+            outside_parts = (n, v, example)
+            outside_note = _outside_note(
+                *outside_parts, detections=detections, proposals=not detections
             )
+            notes.append(outside_note)
         if not table["video_id"].isin(set(ground_truth.videos)).any() and len(predictions):
             notes.append(
                 "no prediction is in an evaluated video: do the ids match? (ActivityNet ids are "
@@ -104,7 +126,25 @@ def prepare_predictions(
                 f"ground truth set aside (e.g. {names[:3]})"
             )
             table = table[~unknown]
-    return Prepared(table.reset_index(drop=True), notes)
+    return Prepared(table.reset_index(drop=True), notes, outside_note, outside_parts)
+
+
+def _outside_note(n: int, v: int, example: list, *, detections: bool, proposals: bool) -> str:
+    """The note for predictions in videos outside the subset, saying what they change: false
+    positives in mAP, and (official AR) proposals in the budget that sets AN per video."""
+    effects = []
+    if detections:
+        effects.append("are false positives in mAP")
+    if proposals:
+        effects.append(
+            "count in the proposal budget of AR@AN (a video's share of AN is its share of all "
+            "the file's proposals)"
+        )
+    return (
+        f"{n} prediction(s) in {v} video(s) outside the evaluated subset "
+        f"{' and '.join(effects)}, as in the official evaluation ({example}; --ignore-outside "
+        "drops them)"
+    )
 
 
 def prepare_both(
@@ -116,23 +156,54 @@ def prepare_both(
     ignore_outside: bool = False,
 ) -> tuple[pd.DataFrame | None, pd.DataFrame | None, list[str]]:
     """:func:`prepare_predictions` on detections and on proposals (either may be None), with
-    their notes merged: a rule that changed both (a blocked video, say) is said once."""
-    notes: list[str] = []
-    prepared = []
+    the ground truth's notes first and the notes merged: a rule that changed both (a blocked
+    video, say) is said once, and when the proposals are the detections themselves, predictions
+    outside the subset get one note saying what they do in each metric."""
+    notes: list[str] = list(ground_truth.notes)
+    done: list[Prepared | None] = []
     for table, is_detections in ((detections, True), (proposals, False)):
-        if table is None:
-            prepared.append(None)
-            continue
-        done = prepare_predictions(
-            table,
-            ground_truth,
-            blocked=blocked,
-            ignore_outside=ignore_outside,
-            detections=is_detections,
+        done.append(
+            None
+            if table is None
+            else prepare_predictions(
+                table,
+                ground_truth,
+                blocked=blocked,
+                ignore_outside=ignore_outside,
+                detections=is_detections,
+            )
         )
-        prepared.append(done.table)
-        notes += [n for n in done.notes if n not in notes]
-    return prepared[0], prepared[1], notes
+    both = done[0] is not None and done[1] is not None and proposals is detections
+    combined = None
+    if both and done[0].outside is not None:
+        combined = _outside_note(*done[0].outside, detections=True, proposals=True)
+    for prepared in done:
+        if prepared is None:
+            continue
+        for note in prepared.notes:
+            note = combined if combined and note == prepared.outside_note else note
+            if note not in notes:
+                notes.append(note)
+    tables = [None if p is None else p.table for p in done]
+    return tables[0], tables[1], notes
+
+
+def _detection_metrics(map_by_tiou: np.ndarray, thresholds: np.ndarray) -> dict[str, np.ndarray]:
+    """average_map and map_<tIoU x 100> (headline thresholds) from mAP per threshold (``... x
+    T``; one row per draw)."""
+    out = {"average_map": map_by_tiou.mean(axis=-1)}
+    headline = [t for t in HEADLINE_TIOU if np.isclose(thresholds, t).any()]
+    for t in headline or list(thresholds):
+        column = int(np.flatnonzero(np.isclose(thresholds, t))[0])
+        out[f"map_{round(t * 100)}"] = map_by_tiou[..., column]
+    return out
+
+
+def _proposal_metrics(curves: Sequence[ProposalResult]) -> dict[str, np.ndarray]:
+    """ar_<AN> (the reported AN) and ar_auc of each curve."""
+    out = {f"ar_{an}": np.array([c.ar_at(an) for c in curves]) for an in REPORTED_AN}
+    out["ar_auc"] = np.array([c.auc for c in curves])
+    return out
 
 
 @dataclass(frozen=True)
@@ -147,14 +218,9 @@ class Scores:
         out: dict[str, float] = {}
         if self.detection is not None:
             d = self.detection
-            out["average_map"] = d.average_map
-            headline = [t for t in HEADLINE_TIOU if np.isclose(d.thresholds, t).any()]
-            for t in headline or list(d.thresholds):
-                out[f"map_{round(t * 100)}"] = d.map_at(t)
+            out.update({k: float(v) for k, v in _detection_metrics(d.map, d.thresholds).items()})
         if self.proposals is not None:
-            for an in REPORTED_AN:
-                out[f"ar_{an}"] = self.proposals.ar_at(an)
-            out["ar_auc"] = self.proposals.auc
+            out.update({k: float(v[0]) for k, v in _proposal_metrics([self.proposals]).items()})
         return out
 
 
@@ -168,20 +234,39 @@ class Matched:
     matches: list[ClassMatches] | None
     recall: RecallCounts | None
 
-    def covers_every_class(self, video_weight: np.ndarray) -> bool:
-        """Whether a draw holds ground truth of every class (of any video, for proposals)."""
+    def covers_every_class(self, video_weight: np.ndarray) -> np.ndarray | bool:
+        """Whether a draw (or each row of a ``draws x videos`` array) holds ground truth of
+        every class (of any video, for proposals)."""
+        w = np.asarray(video_weight, dtype=float)
+        ok = np.ones(w.shape[:-1], dtype=bool)
         if self.matches is not None:
-            return all(float(m.gt_per_video @ video_weight) > 0 for m in self.matches)
-        return self.recall is None or float(self.recall.num_gt @ video_weight) > 0
+            for m in self.matches:
+                ok &= w @ m.gt_per_video > 0
+        elif self.recall is not None:
+            ok &= w @ self.recall.num_gt > 0
+        return bool(ok) if ok.ndim == 0 else ok
 
     def scores(self, video_weight: np.ndarray | None = None) -> Scores:
+        """Every result, videos weighted if asked (a video of weight k counts k times)."""
         detection = (
             None
             if self.matches is None
             else average_precision(self.matches, self.thresholds, video_weight)
         )
-        proposals = None if self.recall is None else ProposalResult(self.recall.curve(video_weight))
+        proposals = None if self.recall is None else self.recall.curve(video_weight)
         return Scores(detection, proposals)
+
+    def metric_draws(self, weights: np.ndarray) -> dict[str, np.ndarray]:
+        """:meth:`Scores.metrics` for every row of ``weights`` (``draws x videos``), vectorised:
+        each metric's value on each draw."""
+        weights = np.asarray(weights, dtype=float)
+        out: dict[str, np.ndarray] = {}
+        if self.matches is not None:
+            map_by_tiou = map_draws(self.matches, len(self.thresholds), weights)
+            out.update(_detection_metrics(map_by_tiou, self.thresholds))
+        if self.recall is not None:
+            out.update(_proposal_metrics(self.recall.curves(weights)))
+        return out
 
 
 def match(
@@ -193,10 +278,12 @@ def match(
     proposal_thresholds: np.ndarray | None = None,
     max_an: int = 100,
     videos: list[str] | None = None,
+    ar_scheme: str = "official",
 ) -> Matched:
     """Match prepared detections and proposals once (``videos``: the resampling units, by
     default the subset's videos plus any other video a prediction names; proposal recall uses
-    ``proposal_thresholds``, by default ActivityNet's 0.5:0.05:0.95)."""
+    ``proposal_thresholds``, by default ActivityNet's, and ``ar_scheme``: ``official`` or
+    ``per_video``, see :mod:`.proposals`)."""
     if proposal_thresholds is None:
         proposal_thresholds = np.array(ACTIVITYNET_TIOU)
     if videos is None:
@@ -210,54 +297,80 @@ def match(
     recall = (
         None
         if proposals is None
-        else recall_counts(gt, proposals, proposal_thresholds, max_an, videos)
+        else recall_counts(gt, proposals, proposal_thresholds, max_an, videos, ar_scheme)
     )
     return Matched(videos, np.asarray(thresholds, float), matches, recall)
 
 
-def bootstrap(
-    matched: Sequence[Matched], *, n_bootstrap: int, seed: int, confidence: float = 0.95
-) -> list[dict[str, Interval]]:
-    """Percentile intervals of every metric of each prediction set, on the same video draws.
+@dataclass(frozen=True)
+class BootstrapSamples:
+    """Each prediction set's observed metrics and their values on the kept video draws."""
 
-    With two sets, a third entry holds the intervals of the paired difference first - second.
-    All sets must index the same videos (an error otherwise). A draw that misses every ground
-    truth of some class is discarded, for every set alike: mAP would then average fewer
-    classes, and leaving out a rare, badly detected class would bias the draws upwards. A class
-    whose ground truth lies in a single video is missed by (1 - 1/n)^n, about 1/e, of the
-    draws; a class spread over v videos by about e^-v. The number of draws kept is logged.
+    observed: list[dict[str, float]]
+    samples: list[dict[str, np.ndarray]]
+    num_videos: int
+    num_draws: int
+
+
+def bootstrap_samples(
+    matched: Sequence[Matched], *, n_bootstrap: int, seed: int
+) -> BootstrapSamples:
+    """Draw the videos with replacement ``n_bootstrap`` times (seeded; the same draws for every
+    set) and compute every metric on each draw that holds ground truth of every class.
+
+    A video drawn k times counts as k distinct videos (k copies of its ground truth and of its
+    predictions, each copy matching only its own ground truth): the matching is done once and
+    weighted (see :mod:`.detection`). A draw that misses every ground truth of some class is
+    discarded, for every set alike: mAP would then average fewer classes, and leaving out a
+    rare, badly detected class would bias the draws upwards. A class whose ground truth lies in
+    a single video is missed by (1 - 1/n)^n, about 1/e, of the draws; a class spread over v
+    videos by about e^-v. The number of draws kept is logged.
     """
     videos = matched[0].videos
     if any(m.videos != videos for m in matched):
         raise ValueError("bootstrap: the prediction sets index different videos")
     observed = [m.scores().metrics() for m in matched]
-    keys = [list(o) for o in observed]
     draws = video_draws(len(videos), n_bootstrap, seed)
-    draws = draws[[all(m.covers_every_class(w) for m in matched) for w in draws]]
+    keep = np.ones(len(draws), dtype=bool)
+    for m in matched:
+        keep &= m.covers_every_class(draws)
+    draws = draws[keep]
     if len(draws) == 0:
         raise EvaluationError(
             f"bootstrap: no draw of the {len(videos)} videos holds ground truth of every class"
         )
     log.info("bootstrap: %d of %d draws hold every class and are kept", len(draws), n_bootstrap)
-    samples = [
-        np.array([[s.metrics()[k] for k in ks] for s in (m.scores(w) for w in draws)])
-        for m, ks in zip(matched, keys, strict=True)
-    ]
+    samples = [m.metric_draws(draws) for m in matched]
+    return BootstrapSamples(observed, samples, len(videos), len(draws))
+
+
+def bootstrap(
+    matched: Sequence[Matched], *, n_bootstrap: int, seed: int, confidence: float = 0.95
+) -> list[dict[str, Interval]]:
+    """Intervals of every metric of each prediction set, from the same video draws
+    (:func:`bootstrap_samples`); with two sets, a third entry holds the intervals of the paired
+    difference first - second. All sets must index the same videos (an error otherwise).
+
+    The interval is :func:`~tsp_pretrain.evaluation.bootstrap.centred_interval`: the spread of
+    the draws around their own mean, placed around the observed value. mAP and AR on a resample
+    are biased upwards against the observed value (the interpolated precision of the official
+    AP is a running maximum, and a resample, with its repeated videos, is noisier than the data:
+    see docs/localization.md); the percentile interval inherited that shift and could lie
+    wholly above the value it was reported with.
+    """
+    drawn = bootstrap_samples(matched, n_bootstrap=n_bootstrap, seed=seed)
+    n = drawn.num_videos
     out = [
-        {k: percentile_interval(obs[k], s[:, j], len(videos), confidence) for j, k in enumerate(ks)}
-        for obs, s, ks in zip(observed, samples, keys, strict=True)
+        {k: centred_interval(obs[k], s[k], n, confidence, (0.0, 1.0)) for k in obs}
+        for obs, s in zip(drawn.observed, drawn.samples, strict=True)
     ]
     if len(matched) == 2:
-        shared = [k for k in keys[0] if k in keys[1]]
+        (obs_a, obs_b), (s_a, s_b) = drawn.observed, drawn.samples
         out.append(
             {
-                k: percentile_interval(
-                    observed[0][k] - observed[1][k],
-                    samples[0][:, keys[0].index(k)] - samples[1][:, keys[1].index(k)],
-                    len(videos),
-                    confidence,
-                )
-                for k in shared
+                k: centred_interval(obs_a[k] - obs_b[k], s_a[k] - s_b[k], n, confidence, (-1, 1))
+                for k in obs_a
+                if k in obs_b
             }
         )
     return out

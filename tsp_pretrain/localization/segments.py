@@ -12,10 +12,16 @@ import numpy as np
 
 from tsp_pretrain.evaluation.errors import EvaluationError
 
-#: The ActivityNet protocol: 0.5, 0.55, ..., 0.95 (average mAP is the mean over these ten).
-ACTIVITYNET_TIOU: tuple[float, ...] = tuple(round(0.5 + 0.05 * i, 2) for i in range(10))
-#: The THUMOS14 protocol: 0.3, 0.4, ..., 0.7.
-THUMOS14_TIOU: tuple[float, ...] = tuple(round(0.3 + 0.1 * i, 1) for i in range(5))
+# The official evaluators use ``np.linspace`` values, not the rounded decimals they print: the
+# ninth ActivityNet threshold is 0.8999999999999999, so a tIoU that equals that float (e.g.
+# ground truth [1.3, 7.9] against [0.9, 7.6]) is a hit officially and would be a miss at 0.9.
+# Reports may round them for people; comparisons use these floats.
+
+#: The ActivityNet protocol: ``np.linspace(0.5, 0.95, 10)`` (average mAP is the mean over these
+#: ten; the proposal evaluator uses the same values for AR).
+ACTIVITYNET_TIOU: tuple[float, ...] = tuple(float(t) for t in np.linspace(0.5, 0.95, 10))
+#: The THUMOS14 protocol: ``np.linspace(0.3, 0.7, 5)`` (0.39999999999999997 is the second).
+THUMOS14_TIOU: tuple[float, ...] = tuple(float(t) for t in np.linspace(0.3, 0.7, 5))
 TIOU_PROTOCOLS: dict[str, tuple[float, ...]] = {
     "activitynet": ACTIVITYNET_TIOU,
     "thumos14": THUMOS14_TIOU,
