@@ -128,8 +128,9 @@ def check_summary(
         elif row["labelled"] and row["found"] and not row["foreground_segments"]:
             dropped = {k: counts[k] for k in _DROPPING if counts.get(k)}
             cause = (
-                f"{counts['unknown_label']} action(s) have labels missing from the label map: "
-                "is the labels file the one for these annotations?"
+                f"{counts['unknown_label']} action(s) have labels missing from the label map "
+                "(the labels file, or the ActivityNet JSON's taxonomy when none is given): does "
+                "it belong to these annotations?"
                 if counts.get("unknown_label")
                 else "every action was dropped"
                 if dropped
