@@ -60,3 +60,12 @@ def test_fidelity_bench_runs_and_the_npy_store_matches_the_official_preprocessin
     median = re.search(r"npy\s+median\s+([\d.]+)\s+max\s+([\d.]+)", out)
     assert median is not None, out
     assert float(median.group(1)) < 0.5 and float(median.group(2)) < 1.0, out
+
+
+def test_feature_bookkeeping_bench_shows_one_new_video_extracts_one_video():
+    out = _bench("feature_bookkeeping.py", "--sizes", "20", "--incremental", "20")
+    assert re.search(r"^\s+20\s+[\d.]+\s+[\d.]+$", out, re.MULTILINE), out
+    before = re.search(r"before: whole frame index\s+20 in\s+[\d.]+ s\s+(\d+) in", out)
+    now = re.search(r"now: per-video frame entry\s+20 in\s+[\d.]+ s\s+(\d+) in", out)
+    assert before is not None and now is not None, out
+    assert (int(before.group(1)), int(now.group(1))) == (21, 1), out

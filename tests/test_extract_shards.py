@@ -124,7 +124,7 @@ def test_index_is_written_once_and_progress_records_are_constant_size(store, tmp
     index_writes = [doc for path, doc in writes if path.name == "index.json"]
     records = [doc for path, doc in writes if path.parent.name == ".progress"]
     assert len(index_writes) == 1 and len(records) == 5
-    assert all(len(json.loads(doc)["entry"]) == 4 for doc in records)  # one video each
+    assert all(len(json.loads(doc)["entry"]) == 5 for doc in records)  # one video each
     assert not (tmp_path / ".progress").exists()
 
 
@@ -152,6 +152,7 @@ def test_two_shards_merge_to_the_single_process_folder(store, single, tmp_path):
     merged = merge_shards(
         tmp_path,
         _videos(),
+        store,
         settings=SETTINGS,
         num_shards=2,
         **{
@@ -167,15 +168,15 @@ def test_two_shards_merge_to_the_single_process_folder(store, single, tmp_path):
             )
         },
     )
-    assert merged == {"merged": 5, "missing": 2}
+    assert merged == {"merged": 5, "missing": 2}  # gone, skipped_id: meta.json's num_missing
     assert _snapshot(tmp_path) == single
     assert not (tmp_path / SHARDS_DIR).exists()
 
 
-def _merge(out: Path, **overrides):
+def _merge(store, out: Path, **overrides):
     keys = ("clip_len", "stride", "frame_rate", "encoder_info", "skipped", "h5", "fixed_length")
     kwargs = {k: KWARGS[k] for k in keys} | {"settings": SETTINGS, "num_shards": 2}
-    return merge_shards(out, _videos(), rerun="RUN {i}", **kwargs | overrides)
+    return merge_shards(out, _videos(), store, rerun="RUN {i}", **kwargs | overrides)
 
 
 def _shard(store, out: Path, i: int, settings=SETTINGS, videos=None):
@@ -194,14 +195,14 @@ def _shard(store, out: Path, i: int, settings=SETTINGS, videos=None):
 def test_merge_names_an_unfinished_shard_and_how_to_run_it(store, tmp_path):
     _shard(store, tmp_path, 0)
     with pytest.raises(ShardError, match=r"shard 1-of-2 .* has not finished: run it .*RUN 1"):
-        _merge(tmp_path)
+        _merge(store, tmp_path)
 
 
 def test_merge_rejects_shards_with_other_settings(store, tmp_path):
     _shard(store, tmp_path, 0)
     _shard(store, tmp_path, 1, settings=SETTINGS | {"encoder": "other"})
     with pytest.raises(ShardError, match=r"shard 1-of-2 .*encoder: 'other' \(expected 'e'\)"):
-        _merge(tmp_path)
+        _merge(store, tmp_path)
 
 
 def test_merge_rejects_a_video_held_twice_or_not_at_all(store, tmp_path):
@@ -216,7 +217,7 @@ def test_merge_rejects_a_video_held_twice_or_not_at_all(store, tmp_path):
     ]["a"]
     (one / "index.json").write_text(json.dumps(index))
     with pytest.raises(ShardError, match=r"video a is in shards 0-of-2 and 1-of-2"):
-        _merge(tmp_path)
+        _merge(store, tmp_path)
     # a video of shard 1's share missing
     del index["videos"]["a"]
     lost = record["videos"][0]
@@ -225,14 +226,30 @@ def test_merge_rejects_a_video_held_twice_or_not_at_all(store, tmp_path):
     (one / "index.json").write_text(json.dumps(index))
     (one / "shard.json").write_text(json.dumps(record))
     with pytest.raises(ShardError, match=rf"shard 1-of-2 .* lacks 1 of its videos \({lost}\)"):
-        _merge(tmp_path)
+        _merge(store, tmp_path)
+
+
+def test_merge_rejects_features_that_no_longer_match_the_frame_store(store, tmp_path):
+    """The merge asks each video the same rule as a run (features_are_current), against the
+    store now: here shard 1's entry for one video records other frames than the store holds."""
+    _shard(store, tmp_path, 0)
+    _shard(store, tmp_path, 1)
+    one = shard_dir(tmp_path, 1, 2)
+    index = json.loads((one / "index.json").read_text())
+    vid = sorted(index["videos"])[0]
+    index["videos"][vid]["frames"] = "0" * 16
+    (one / "index.json").write_text(json.dumps(index))
+    with pytest.raises(
+        ShardError, match=rf"shard 1-of-2: the features of video {vid} do not match .*RUN 1"
+    ):
+        _merge(store, tmp_path)
 
 
 def test_shards_of_another_split_are_not_merged(store, tmp_path):
     _shard(store, tmp_path, 0)
     _shard(store, tmp_path, 1)
     with pytest.raises(ShardError, match=r"not shards of a 3-way split"):
-        _merge(tmp_path, num_shards=3)
+        _merge(store, tmp_path, num_shards=3)
 
 
 _KILLED_SHARD = """
@@ -283,7 +300,7 @@ def test_a_killed_shard_resumes_and_merges_to_the_single_process_folder(store, s
     )
     assert counts["reused"] == 1 and counts["extracted"] == 1
     _shard(store, tmp_path, 1)
-    _merge(tmp_path)
+    _merge(store, tmp_path)
     assert _snapshot(tmp_path) == single
 
 

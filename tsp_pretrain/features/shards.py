@@ -2,11 +2,16 @@
 
 Shard ``i`` of ``n`` takes the videos whose rank in the sorted video ids is ``i`` modulo ``n``
 (deterministic, disjoint, balanced) and writes them, with its own ``index.json`` (resumable per
-video, like a single-process run), into ``<out>/.shards/<i>-of-<n>/``; ``shard.json`` written
-last says the shard finished and records its settings, its share and its videos missing from the
-frame store. :func:`tsp_pretrain.features.extract.merge_shards` checks the shards
-(:func:`check_shards`: all present and finished, the same settings, every video exactly once)
-and writes the feature folder, byte-identical to a single-process run, then deletes ``.shards/``.
+video, like a single-process run), into ``<out>/.shards/<i>-of-<n>/``. Videos whose features in
+``<out>`` itself (the last merge or single-process run) are still valid, by the same per-video
+rule as a single-process run (:func:`tsp_pretrain.features.extract.features_are_current`), are
+left there: after one video is added, one video is extracted, whatever the number of shards.
+``shard.json`` written last says the shard finished and records its settings, its share, the
+videos it left in ``<out>`` and its videos missing from the frame store.
+:func:`tsp_pretrain.features.extract.merge_shards` checks the shards (:func:`check_shards`: all
+present and finished, the same settings, every video exactly once; then every video's features
+against the frame store) and writes the feature folder, byte-identical to a single-process run,
+then deletes ``.shards/``.
 """
 
 from __future__ import annotations
@@ -71,20 +76,44 @@ def shard_videos(table: pd.DataFrame, shard: int, num_shards: int) -> pd.DataFra
     return table[table["video_id"].isin(share)]
 
 
+def merged_entries(out_dir: str | Path, settings: dict) -> dict[str, dict]:
+    """The entries of the merged feature folder ``out_dir`` (its ``index.json``, as the last merge
+    or single-process run wrote it) that a shard may leave in place: same settings, file present.
+
+    Read only, without the folder's progress records: every shard reads it at once, and the
+    merge re-checks each video it keeps.
+    """
+    path = Path(out_dir) / INDEX_FILE
+    if not path.is_file():
+        return {}
+    document = json.loads(path.read_text())
+    if document["settings"] != settings:
+        return {}
+    return {
+        vid: entry
+        for vid, entry in document["videos"].items()
+        if (Path(out_dir) / entry["file"]).is_file()
+    }
+
+
 def finish_shard(
     folder: Path,
     settings: dict,
+    *,
     videos: Iterable[str],
     missing: Iterable[str],
+    reused_from_merged: Iterable[str],
     shard: int,
     num_shards: int,
 ) -> None:
-    """Mark a shard finished: its settings, share and videos missing from the store."""
+    """Mark a shard finished: its settings, share, the videos whose still valid features it left
+    in the merged folder, and its videos missing from the store."""
     record = {
         "shard": shard,
         "num_shards": num_shards,
         "settings": settings,
         "videos": sorted(videos),
+        "reused_from_merged": sorted(reused_from_merged),
         "missing": sorted(missing),
     }
     write_json(folder / SHARD_FILE, record)
@@ -92,10 +121,13 @@ def finish_shard(
 
 @dataclass(frozen=True)
 class Shard:
-    """A finished shard: its folder, per-video entries (from its index) and missing videos."""
+    """A finished shard: its number and folder, per-video entries (from its index), the videos
+    it left in the merged folder and its missing videos."""
 
+    number: int
     folder: Path
     entries: dict[str, dict]
+    reused_from_merged: list[str]
     missing: list[str]
 
 
@@ -115,8 +147,9 @@ def check_shards(
     the shard and the fix otherwise. ``rerun`` is the command that runs a shard, with ``{i}``.
 
     Checked: every shard folder exists and finished (``shard.json``), used exactly ``settings``
-    (encoder digest, frame store, clip_len, stride, frame_rate, crop, code digest, precision),
-    holds exactly its share, and every video of ``table`` is in exactly one shard.
+    (encoder digest, clip_len, stride, frame_rate, crop, code digest, precision),
+    holds exactly its share, and every video of ``table`` is in exactly one shard. Each video's
+    frames are checked by the merge, per video, with the rule every run uses.
     """
     root = Path(out_dir) / SHARDS_DIR
     if not root.is_dir():
@@ -147,7 +180,9 @@ def check_shards(
                 )
         if (record["shard"], record["num_shards"]) != (i, num_shards):
             raise ShardError(f"{folder}/{SHARD_FILE} is not shard {name}: delete {folder}; {fix}")
-        held = sorted(set(index["videos"]) | set(record["missing"]))
+        held = sorted(
+            set(index["videos"]) | set(record["reused_from_merged"]) | set(record["missing"])
+        )
         for vid in held:
             if vid in owner:
                 raise ShardError(
@@ -172,5 +207,7 @@ def check_shards(
         absent = [e["file"] for e in index["videos"].values() if not (folder / e["file"]).is_file()]
         if absent:
             raise ShardError(f"shard {name} ({folder}) lacks its files {absent[:5]}: {fix}")
-        shards.append(Shard(folder, index["videos"], record["missing"]))
+        shards.append(
+            Shard(i, folder, index["videos"], record["reused_from_merged"], record["missing"])
+        )
     return shards
