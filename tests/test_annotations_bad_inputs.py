@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tsp_pretrain.annotations import (
     AnnotationError,
     build_annotations,
     check_annotations,
+    check_file_naming,
     format_summary,
 )
 from tsp_pretrain.annotations.schema import load_label_list
@@ -207,3 +209,51 @@ def test_zero_length_segments_get_their_own_message(tmp_path):
     assert "start == end" in report.at["zero_length", "detail"]
     assert "swap" not in report.at["zero_length", "detail"]
     assert report.at["inverted", "t_start"] == 5.0
+
+
+# --- B7: video files named both v_<id> and <id> -------------------------------------------------
+
+
+def test_files_named_both_with_and_without_v_are_refused_with_the_renaming(tmp_path):
+    annotations = tsp_dataset(tmp_path, n_train=3, n_valid=4)
+    train = tmp_path / "videos" / "train"
+    (train / "v_t0.mp4").rename(train / "t0.mp4")  # 6 files v_<id>, 1 file <id>
+    with pytest.raises(AnnotationError) as caught:
+        build(annotations, tmp_path / "videos")
+    message = str(caught.value)
+    assert (
+        "named in 2 ways: 6 as v_<id> (e.g. train/v_t1.mp4, train/v_t2.mp4, valid/v_v0.mp4, ...)"
+        in message
+    )
+    assert "1 as <id> (e.g. train/t0.mp4)" in message
+    assert "all or none carry v_" in message
+    assert "train/t0.mp4 -> train/v_t0.mp4" in message  # the minority renamed to the majority
+    # renamed as the message says, the same folder builds
+    (train / "t0.mp4").rename(train / "v_t0.mp4")
+    assert len(build(annotations, tmp_path / "videos").videos) == 7
+
+
+def test_ids_carrying_v_themselves_count_as_another_naming(tmp_path):
+    annotations = tsp_dataset(tmp_path, n_train=2, n_valid=1)
+    data = json.loads(annotations.read_text())
+    data["database"]["v_t0"] = data["database"].pop("t0")  # id v_t0, file v_t0.mp4: no prefix
+    annotations.write_text(json.dumps(data))
+    with pytest.raises(AnnotationError, match=r"2 as v_<id> .* 1 as <id> \(e\.g\. train/v_t0"):
+        build(annotations, tmp_path / "videos")
+
+
+def test_one_naming_without_v_and_free_file_names_pass(tmp_path):
+    annotations = tsp_dataset(tmp_path, n_train=2, n_valid=1)
+    for path in sorted((tmp_path / "videos").rglob("v_*.mp4")):
+        path.rename(path.with_name(path.name[2:]))  # all <id>.mp4: one naming
+    assert len(build(annotations, tmp_path / "videos").videos) == 3
+    # a file named freely (a filename column) has no <prefix><id> form: not part of the check;
+    # missing and unreadable videos are not either
+    probed = pd.DataFrame(
+        {
+            "video_id": ["a", "b", "c", "d"],
+            "filename": ["v_a.mp4", "sub/clip_7.mp4", "c.mp4", "d.mp4"],
+            "problem": ["", "", "missing_video", "unreadable_video"],
+        }
+    )
+    check_file_naming(probed, tmp_path)

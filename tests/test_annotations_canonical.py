@@ -307,6 +307,21 @@ def test_write_annotations_writes_the_documented_files(tmp_path):
     assert summary["totals"]["videos"] == 2
 
 
+def test_the_log_line_is_a_sentence_not_a_dict(tmp_path, caplog):
+    database = {
+        "v1": video("training", 20, (2, 5, "Jump"), (30, 31, "Run")),
+        "v2": video("testing", 20),
+    }
+    with caplog.at_level("INFO", logger="tsp_pretrain.annotations.canonical"):
+        build(tmp_path, database, {"v1": 20.0, "v2": 15.0}, duration_tolerance=10.0)
+    (line,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("annotations:")]
+    assert line == (
+        "annotations: 2 videos with a usable file (testing 1, training 1), 1 action segment, "
+        "2 background segments, 2 labels; report.csv rows per issue: outside_video 1"
+    )
+    assert "{" not in line
+
+
 # --- registry, parameters, small helpers ---------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from .canonical import (
     probe_videos,
     write_annotations,
 )
+from .naming import check_file_naming
 from .schema import ISSUES, AnnotationError, CanonicalAnnotations, RawAnnotations, Report
 from .summary import check_summary, format_summary, lost_videos, sibling_hint, subset_summary
 from .thumos14 import parse_thumos14
@@ -40,6 +41,7 @@ __all__ = [
     "build_annotations",
     "canonicalise",
     "check_annotations",
+    "check_file_naming",
     "format_summary",
     "get_parser",
     "probe_videos",
@@ -91,7 +93,8 @@ def build_annotations(
     given). ``probe`` and ``locate`` are injectable so that tests and benchmarks can run without
     video files. Raises :class:`AnnotationError` for unparsable input; everything else that is
     wrong lands in ``result.report``, and ``result.summary`` counts videos per subset (see
-    :func:`check_annotations`).
+    :func:`check_annotations`). Files named both ``v_<id>`` and ``<id>`` (or with any two
+    prefixes) are an :class:`AnnotationError` too (:mod:`.naming`): localizers take one prefix.
     """
     parser = get_parser(fmt)
     if not clip_seconds > 0:
@@ -130,6 +133,7 @@ def build_annotations(
     probed = probe_videos(
         raw.videos, videos_dir, probe=probe, locate=locate, workers=workers, progress=progress
     )
+    check_file_naming(probed, videos_dir)
     result = canonicalise(
         raw,
         probed,

@@ -44,6 +44,7 @@ from .schema import (
     RawAnnotations,
     Report,
 )
+from .summary import describe_totals
 
 log = logging.getLogger(__name__)
 
@@ -206,11 +207,7 @@ def canonicalise(
     result = CanonicalAnnotations(
         out_videos.reset_index(drop=True), out_segments, list(raw.labels), report
     )
-    log.info(
-        "annotations: %s; report: %s",
-        result.totals(),
-        {k: v for k, v in report.counts().items() if v},
-    )
+    log.info("annotations: %s", describe_totals(result.totals(), report.counts()))
     return result
 
 

@@ -65,6 +65,29 @@ def format_summary(summary: pd.DataFrame, title: str) -> str:
     return "\n".join([rule, title, rule, *lines, rule])
 
 
+def describe_totals(totals: dict, counts: dict[str, int]) -> str:
+    """One sentence for the log: what the tables hold and how many report rows per issue.
+
+    ``totals`` is :meth:`~.schema.CanonicalAnnotations.totals`, ``counts`` the report's rows per
+    issue (:meth:`~.schema.Report.counts`); the issue names are the ``issue`` column of
+    report.csv, so a reader can filter it for them.
+    """
+    per_subset = ", ".join(f"{k} {v}" for k, v in totals["videos_per_subset"].items())
+    issues = ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+    return (
+        f"{_plural(totals['videos'], 'video')} with a usable file"
+        + (f" ({per_subset})" if per_subset else "")
+        + f", {_plural(totals['foreground_segments'], 'action segment')}, "
+        f"{_plural(totals['background_segments'], 'background segment')}, "
+        f"{_plural(totals['labels'], 'label')}; "
+        + (f"report.csv rows per issue: {issues}" if issues else "nothing to report")
+    )
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 def sibling_hint(videos_dir: str | Path, missing: pd.DataFrame) -> str:
     """Where the missing files may be: sibling folders of ``videos_dir`` holding some of them.
 
