@@ -2,7 +2,9 @@
 
 Reads `evaluate`, `seed` and `datasets.target` (its subsets). Linear probes are fit on the
 training subset's clip features and scored on the validation subset; the within-video AUC gets a
-bootstrap interval over videos, and trained-minus-initial a paired one.
+bootstrap interval over videos, and trained-minus-initial a paired one, logged with its number
+of videos and a word (none below the minimum of videos), and a warning when the trained encoder
+separates worse than the initial one (tsp_pretrain.evaluation.verdict).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import pandas as pd
 
 from tsp_pretrain.atomic import write_csv, write_json
 from tsp_pretrain.config import load_params
-from tsp_pretrain.evaluation import compare_encoders, evaluate_encoder
+from tsp_pretrain.evaluation import (
+    compare_encoders,
+    evaluate_encoder,
+    log_differences,
+    separability_differences,
+)
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.tables import read_annotations
@@ -75,6 +82,7 @@ def main() -> None:
             m["fg_auc"],
             m["action_top1"],
         )
+    log_differences(separability_differences(summary))
 
 
 if __name__ == "__main__":

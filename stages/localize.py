@@ -5,7 +5,8 @@ Reads `localize`, `evaluate.fg_threshold`, `evaluate.n_bootstrap`,
 `evaluate.num_timeline_videos`, `seed` and `datasets.target`. Probes are fit on the training
 subset; the validation subset's proposals and detections are written as ActivityNet results
 JSON (any tool reads them) and then scored from those files, so the metrics are exactly what
-`python -m tsp_pretrain.localization.score` prints for them.
+`python -m tsp_pretrain.localization.score` prints for them. Trained - initial is logged with
+its number of videos and a word, with a warning when the trained encoder is worse.
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ import pandas as pd
 
 from tsp_pretrain.atomic import write_csv, write_json
 from tsp_pretrain.config import load_params
-from tsp_pretrain.evaluation import plot_timelines
+from tsp_pretrain.evaluation import log_differences, plot_timelines
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.localization import (
     comparison_report,
+    localization_differences,
     match,
     prepare_both,
     read_ground_truth,
@@ -112,6 +114,7 @@ def main() -> None:
             m["ar_100"],
             m["ar_auc"],
         )
+    log_differences(localization_differences(report))
 
 
 if __name__ == "__main__":

@@ -14,16 +14,22 @@ from sklearn.preprocessing import StandardScaler
 from synthetic_features import NUM_CLIPS, clips_of, make_dataset, segments_of
 
 from tsp_pretrain.evaluation import (
+    MIN_VIDEOS_FOR_VERDICT,
+    Difference,
     EvaluationError,
     align_per_video,
     bootstrap_mean,
     compare_encoders,
+    describe,
+    difference_sign,
     evaluate_encoder,
     label_clips,
+    log_differences,
     paired_bootstrap,
     paired_bootstrap_tables,
     plot_timelines,
     roc_table,
+    separability_differences,
 )
 from tsp_pretrain.evaluation.probes import foreground_metrics, roc_points
 
@@ -283,6 +289,65 @@ def test_compare_encoders_report() -> None:
     floats = [v for section in report.values() if isinstance(section, dict)
               for v in section.values() if isinstance(v, float)]  # fmt: skip
     assert floats and all(round(v, 4) == v for v in floats)
+
+
+# ---------------------------------------------------------------- verdicts and warnings
+
+MIN = MIN_VIDEOS_FOR_VERDICT
+
+
+@pytest.mark.parametrize(
+    ("low", "high", "n", "sign"),
+    [
+        (0.01, 0.2, MIN, "above"),
+        (-0.2, -0.01, MIN, "below"),
+        (-0.01, 0.2, MIN, "contains"),
+        (0.0, 0.2, MIN, "contains"),  # touching zero is not above it
+        (0.3, 0.5, MIN - 1, "too_few"),  # however clear the interval looks
+        (-0.5, -0.3, 3, "too_few"),
+    ],
+)
+def test_difference_sign_gives_no_verdict_below_the_minimum(low, high, n, sign) -> None:
+    assert difference_sign(low, high, n) == sign
+
+
+def test_the_minimum_is_in_the_measured_range() -> None:
+    # bench/interval_coverage.py --small-samples: coverage >= 0.90 from 12 videos on; the demo
+    # (21 and 24 validation videos) must keep its verdicts
+    assert 10 < MIN <= 21
+
+
+def test_describe_states_n_and_the_word() -> None:
+    d = Difference("within-video AUC", 0.9, 0.8, 0.1, 0.05, 0.15, 21)
+    assert describe(d) == (
+        "within-video AUC: trained - initial +0.1000 [+0.0500, +0.1500] over 21 videos: helped"
+    )
+    few = Difference("within-video AUC", 0.9, 0.8, 0.1, 0.05, 0.15, 3)
+    assert few.word == "too few videos to tell"
+    assert describe(few).endswith(f"over 3 videos: too few videos to tell: n=3 < {MIN}")
+
+
+def test_trained_worse_than_initial_warns_naming_the_training_keys(caplog) -> None:
+    good = evaluate(make_dataset(noise=0.3, seed=0))
+    bad = evaluate(make_dataset(noise=3.0, seed=0))
+    worse = compare_encoders(bad, good, n_bootstrap=300, seed=0)  # trained = the bad one
+    (difference,) = separability_differences(worse)
+    assert difference.trained == worse["trained"]["within_video_auc"]
+    assert difference.num_videos == worse["trained_minus_initial"]["num_videos"]
+    with caplog.at_level("INFO", logger="tsp_pretrain.evaluation.verdict"):
+        log_differences([difference])
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, caplog.text
+    text = warnings[0].getMessage()
+    assert "THE TRAINED ENCODER IS WORSE THAN THE INITIAL ONE: within-video AUC" in text
+    for key in ("lr_backbone", "lr_heads", "warmup_epochs", "epochs", "batch_size"):
+        assert f"train.{key}" in text
+    assert f"over {difference.num_videos} videos" in caplog.text
+    caplog.clear()
+    better = compare_encoders(good, bad, n_bootstrap=300, seed=0)
+    with caplog.at_level("INFO", logger="tsp_pretrain.evaluation.verdict"):
+        log_differences(separability_differences(better))
+    assert [r.levelname for r in caplog.records] == ["INFO"]
 
 
 def test_compare_encoders_rejects_different_clips() -> None:

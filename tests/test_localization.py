@@ -10,8 +10,10 @@ import pytest
 from synthetic_features import make_dataset
 
 from tsp_pretrain.config import LocalizeParams
+from tsp_pretrain.evaluation import MIN_VIDEOS_FOR_VERDICT, log_differences
 from tsp_pretrain.evaluation.errors import EvaluationError
 from tsp_pretrain.localization import (
+    localization_differences,
     match,
     prepare_predictions,
     read_blocked,
@@ -254,9 +256,12 @@ def test_scoring_rules_blocked_outside_and_unknown_labels():
     assert match(gt, ignored.table, None, thresholds=ANET).scores().metrics()["average_map"] == 1
 
 
-def test_bootstrap_pairs_the_draws_and_reports_intervals():
-    data = make_dataset(num_train=16, num_valid=12, separation=3.0, noise=0.3)
-    noisy = make_dataset(num_train=16, num_valid=12, separation=0.5, noise=1.0, class_signal=0.5)
+def _good_and_bad_readouts(num_valid: int = 12) -> dict:
+    """A read-out of clean and of noisy features of the same videos, matched."""
+    data = make_dataset(num_train=16, num_valid=num_valid, separation=3.0, noise=0.3)
+    noisy = make_dataset(
+        num_train=16, num_valid=num_valid, separation=0.5, noise=1.0, class_signal=0.5
+    )
     from tsp_pretrain.localization.ground_truth import GroundTruth
 
     labels = ["class0", "class1", "class2"]
@@ -269,6 +274,11 @@ def test_bootstrap_pairs_the_draws_and_reports_intervals():
             d["features"], d["clips"], d["segments"], d["videos"], labels, LocalizeParams()
         )
         matched[name] = match(gt, r.detections, r.proposals, thresholds=ANET, videos=valid)
+    return matched
+
+
+def test_bootstrap_pairs_the_draws_and_reports_intervals():
+    matched = _good_and_bad_readouts()
     report = comparison_report(matched, n_bootstrap=300, seed=0)
     diff = report["good_minus_bad"]
     assert diff["average_map"] == pytest.approx(
@@ -282,6 +292,36 @@ def test_bootstrap_pairs_the_draws_and_reports_intervals():
     # equal prediction sets: the paired difference is exactly zero on every draw
     (_, _, same) = bootstrap([matched["good"], matched["good"]], n_bootstrap=50, seed=1)
     assert same["average_map"].low == same["average_map"].high == 0.0
+
+
+def test_a_trained_encoder_worse_than_the_initial_one_is_warned_about(caplog):
+    n = MIN_VIDEOS_FOR_VERDICT  # enough for a verdict
+    matched = _good_and_bad_readouts(n)
+    report = comparison_report(
+        {"trained": matched["bad"], "initial": matched["good"]}, n_bootstrap=300, seed=0
+    )
+    differences = localization_differences(report)
+    assert [d.label for d in differences] == ["average mAP", "AR AUC"]
+    d = differences[0]
+    assert (d.trained, d.initial) == (
+        report["trained"]["average_map"],
+        report["initial"]["average_map"],
+    )
+    diff = report["trained_minus_initial"]
+    assert (d.mean, d.low, d.high, d.num_videos) == (
+        diff["average_map"],
+        diff["average_map_ci_low"],
+        diff["average_map_ci_high"],
+        n,
+    )
+    assert d.word == "hurt" and d.high < 0
+    with caplog.at_level("INFO", logger="tsp_pretrain.evaluation.verdict"):
+        log_differences(differences)
+    assert "average mAP: trained - initial" in caplog.text
+    assert f"over {n} videos: hurt" in caplog.text
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("WORSE THAN THE INITIAL ONE: average mAP" in w for w in warned), caplog.text
+    assert all("train.lr_backbone" in w and "train.warmup_epochs" in w for w in warned)
 
 
 # --- the command ------------------------------------------------------------------------------

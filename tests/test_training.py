@@ -16,6 +16,7 @@ from tsp_pretrain.features.store import load_features
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.training import loop
+from tsp_pretrain.training.health import LossHistory
 from tsp_pretrain.training.loop import ClipSource, train
 from tsp_pretrain.video.store import FrameStore
 
@@ -49,11 +50,11 @@ def _source(store, gvf=None):
     return ClipSource(store, seg, seg, clip_len=4, frame_rate=15, gvf=gvf)
 
 
-def _train(model, store, tmp_path, fingerprint="run", gvf=None, objective="tsp"):
+def _train(model, store, tmp_path, fingerprint="run", gvf=None, objective="tsp", params=PARAMS):
     return train(
         model,
         _source(store, gvf),
-        PARAMS,
+        params,
         crop_size=16,
         checkpoint=tmp_path / "ckpt.pt",
         live_dir=tmp_path / "live",
@@ -81,8 +82,64 @@ def test_tsp_with_gvf_trains_and_logs(store, tmp_path):
     assert np.isfinite(metrics["train/loss"])
     logged = json.loads((tmp_path / "live" / "metrics.json").read_text())
     assert logged["step"] == 1 and "acc_region" in logged["valid"]
+    assert logged["health"]["valid_loss_last"] == pytest.approx(metrics["valid/loss"])
+    assert logged["health"]["valid_loss_initial"] > 0 and logged["health"]["healthy"] in (0, 1)
     assert (tmp_path / "live" / "plots" / "metrics" / "train" / "loss.tsv").is_file()
+    assert not (tmp_path / "live" / "plots" / "metrics" / "health").exists()  # no plot
     assert torch.load(tmp_path / "ckpt.pt", weights_only=False)["epoch"] == 1
+
+
+def _skip_validation_before_training(monkeypatch, initial_valid: float) -> None:
+    """Replace the pass before training by a fixed starting loss (no validation at all)."""
+    monkeypatch.setattr(
+        loop, "validate_before_training", lambda *a: LossHistory(initial_valid=initial_valid)
+    )
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_validating_before_training_leaves_weights_and_plots_byte_identical(
+    store, tmp_path, monkeypatch, workers
+):
+    """The pass must consume no random number, touch no BatchNorm statistic and shift no
+    dvclive step (with workers too: the DataLoader's generator seeds them)."""
+    params = PARAMS.model_copy(update={"workers": workers})
+    calls = []
+    real = loop.validate_before_training
+    monkeypatch.setattr(loop, "validate_before_training", lambda *a: calls.append(1) or real(*a))
+    with_pass = _model("tac", gvf=False)
+    _train(with_pass, store, tmp_path / "with", objective="tac", params=params)
+    assert calls == [1]
+    _skip_validation_before_training(monkeypatch, float("inf"))
+    without = _model("tac", gvf=False)
+    _train(without, store, tmp_path / "without", objective="tac", params=params)
+    for (name, a), b in zip(
+        with_pass.state_dict().items(), without.state_dict().values(), strict=True
+    ):
+        assert a.dtype == b.dtype and a.numpy().tobytes() == b.numpy().tobytes(), name
+    plots = sorted((tmp_path / "with" / "live" / "plots").rglob("*.tsv"))
+    assert plots and [p.read_bytes() for p in plots] == [
+        (tmp_path / "without" / p.relative_to(tmp_path / "with")).read_bytes() for p in plots
+    ]
+    first = (tmp_path / "with" / "live" / "plots" / "metrics" / "valid" / "loss.tsv").read_text()
+    assert [row.split("\t")[0] for row in first.splitlines()] == ["step", "0", "1"]
+
+
+def test_a_run_that_ends_above_its_starting_loss_is_flagged(store, tmp_path, monkeypatch, caplog):
+    _skip_validation_before_training(monkeypatch, 0.0)  # any trained model's loss is above 0
+    with caplog.at_level("WARNING", logger="tsp_pretrain.training.health"):
+        metrics = _train(_model("tac", gvf=False), store, tmp_path, objective="tac")
+    health = json.loads((tmp_path / "live" / "metrics.json").read_text())["health"]
+    assert health["valid_loss_rose"] == 1 and health["healthy"] == 0
+    assert health["valid_loss_initial"] == 0.0
+    assert health["valid_loss_last"] == pytest.approx(metrics["valid/loss"])
+    text = caplog.text
+    assert "TRAINING WENT WRONG" in text and "train.lr_backbone=0.01" in text, text
+    for key in ("train.lr_heads", "train.warmup_epochs", "train.epochs", "train.batch_size"):
+        assert key in text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tsp_pretrain.training.health"):  # all epochs done:
+        _train(_model("tac", gvf=False), store, tmp_path, objective="tac")  # still reported
+    assert "TRAINING WENT WRONG" in caplog.text
 
 
 def test_tac_sees_only_foreground(store, tmp_path):
@@ -91,22 +148,23 @@ def test_tac_sees_only_foreground(store, tmp_path):
     assert metrics["seen/fg_clips"] == metrics["seen/clips"] == 2 * 2 * 2  # epochs x segs x clips
 
 
-def _stop_at_second_call(monkeypatch, name: str) -> None:
-    """Make ``loop.<name>`` raise KeyboardInterrupt (Ctrl-C) at its second call."""
+def _stop_at_call(monkeypatch, name: str, n: int) -> None:
+    """Make ``loop.<name>`` raise KeyboardInterrupt (Ctrl-C) at its ``n``-th call."""
     real, calls = getattr(loop, name), {"n": 0}
 
     def stop(*args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 2:
+        if calls["n"] == n:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
     monkeypatch.setattr(loop, name, stop)
 
 
-def _interrupt_then_resume(store, run_dir, monkeypatch, name: str) -> torch.nn.Module:
+def _interrupt_then_resume(store, run_dir, monkeypatch, name: str, n: int) -> torch.nn.Module:
+    """Stop a run at the ``n``-th call of ``loop.<name>``, then run it again to the end."""
     with monkeypatch.context() as patch:
-        _stop_at_second_call(patch, name)
+        _stop_at_call(patch, name, n)
         with pytest.raises(KeyboardInterrupt):
             _train(_model("tac", gvf=False), store, run_dir, objective="tac")
     resumed = _model("tac", gvf=False)
@@ -117,7 +175,8 @@ def _interrupt_then_resume(store, run_dir, monkeypatch, name: str) -> torch.nn.M
 def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatch):
     straight = _model("tac", gvf=False)
     _train(straight, store, tmp_path / "straight", objective="tac")
-    resumed = _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "validate")
+    # validate: 1st call before training, 2nd after epoch 1 (then its checkpoint), 3rd epoch 2
+    resumed = _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "validate", 3)
     for (name, a), b in zip(
         straight.state_dict().items(), resumed.state_dict().values(), strict=True
     ):
@@ -130,7 +189,7 @@ def test_a_run_stopped_after_logging_an_epoch_logs_it_once(store, tmp_path, monk
     """dvclive writes an epoch's rows before its checkpoint exists: stopped between the two, the
     resumed run does that epoch again and must not log its step twice."""
     _train(_model("tac", gvf=False), store, tmp_path / "straight", objective="tac")
-    _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "save_atomic")
+    _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "save_atomic", 2)
     straight, resumed = tmp_path / "straight" / "live", tmp_path / "resumed" / "live"
     files = sorted(p.relative_to(straight) for p in straight.rglob("*") if p.is_file())
     assert files == sorted(p.relative_to(resumed) for p in resumed.rglob("*") if p.is_file())

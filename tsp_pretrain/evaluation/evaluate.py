@@ -27,6 +27,7 @@ from tsp_pretrain.evaluation.probes import (
     per_video_auc,
     roc_points,
 )
+from tsp_pretrain.evaluation.verdict import Difference
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def evaluate_encoder(
         "num_action_classes": int(train_clips.loc[fg_train, "label_id"].nunique()),
         "feature_dim": int(x_train.shape[1]),
     }
-    log.info("%s: %s", features_source, {k: round(v, DECIMALS) for k, v in metrics.items()})
+    log.debug("%s: %s", features_source, {k: round(v, DECIMALS) for k, v in metrics.items()})
     scores = valid_clips[list(SCORE_COLUMNS)].assign(
         fg_logit=decision, fg_score=probe.predict_proba(x_valid)[:, 1]
     )
@@ -192,3 +193,21 @@ def compare_encoders(
         "seed": seed,
     }
     return round_floats(report)
+
+
+def separability_differences(report: Mapping[str, Any]) -> list[Difference]:
+    """Trained - initial within-video AUC of a ``separability.json`` dict (as
+    :func:`compare_encoders` writes it with the default names), for
+    :mod:`~tsp_pretrain.evaluation.verdict`."""
+    diff = report["trained_minus_initial"]
+    return [
+        Difference(
+            "within-video AUC",
+            report["trained"]["within_video_auc"],
+            report["initial"]["within_video_auc"],
+            diff["within_video_auc"],
+            diff["ci_low"],
+            diff["ci_high"],
+            int(diff["num_videos"]),
+        )
+    ]

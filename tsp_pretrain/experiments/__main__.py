@@ -1,4 +1,4 @@
-"""``python -m tsp_pretrain.experiments``: compare, table and sweep (see the package docstring)."""
+"""``python -m tsp_pretrain.experiments``: verdict, compare, table and sweep (package docstring)."""
 
 from __future__ import annotations
 
@@ -8,20 +8,27 @@ from tsp_pretrain.experiments import (
     METRICS,
     collect,
     compare,
+    format_comparison,
+    format_verdict,
     plot_sweep,
+    run_verdict,
     summary_table,
     sweep_table,
 )
 from tsp_pretrain.experiments import __doc__ as DOC
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tsp_pretrain.experiments",
         description=DOC,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True)
+    verdict = sub.add_parser("verdict", help="did fine-tuning help? one run, trained - initial")
+    verdict.add_argument(
+        "name", nargs="?", default="workspace", help="experiment name, git revision, or 'workspace'"
+    )
     cmp_ = sub.add_parser("compare", help="paired bootstrap over validation videos, A minus B")
     cmp_.add_argument("a", help="experiment name, git revision, or 'workspace'")
     cmp_.add_argument("b", help="experiment name, git revision, or 'workspace'")
@@ -35,8 +42,19 @@ def main(argv: list[str] | None = None) -> None:
     sweep.add_argument("key", help="the swept params key, e.g. clip_len")
     sweep.add_argument("--baseline", default="HEAD", help="commit the experiments are based on")
     sweep.add_argument("--plot", help="write the figure (PNG) here")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
-    if args.command == "table":
+    if args.command == "verdict":
+        try:
+            report = format_verdict(run_verdict(args.name))
+        except (FileNotFoundError, ValueError) as error:  # no such run, or not evaluated
+            parser.exit(2, f"verdict: {error}\n")
+        print(report)  # a report: exit status 0 whatever it says
+    elif args.command == "table":
         print(summary_table(args.names))
     elif args.command == "sweep":
         runs, left_out = collect(args.key, args.baseline)
@@ -51,17 +69,12 @@ def main(argv: list[str] | None = None) -> None:
         r = compare(
             args.a, args.b, metric=args.metric, encoder=args.encoder, n_bootstrap=n, seed=args.seed
         )
-        low, high = r["ci_low"], r["ci_high"]
-        verdict = "above zero" if low > 0 else "below zero" if high < 0 else "contains zero"
-        print(
-            f"{r['metric']} ({r['encoder']} encoder), {r['a']} - {r['b']}: "
-            f"{r['mean_difference']:+.4f}, 95% CI [{low:+.4f}, {high:+.4f}] "
-            f"over {r['num_videos']} videos ({verdict})"
-        )
+        print(format_comparison(r))
 
 
 if __name__ == "__main__":
+    from tsp_pretrain.cli import run_stage
     from tsp_pretrain.numerics import pin
 
     pin(reexec=True)  # the same numbers on every machine (numpy loaded with the package)
-    main()
+    run_stage(main, name="tsp_pretrain.experiments")

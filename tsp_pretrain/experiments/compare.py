@@ -4,7 +4,8 @@
 runs' per-video results, paired by video. Within-video AUC is a mean of per-video values (the
 committed ``metrics/per_video_auc.csv``); average mAP and the AR AUC are not, so their paired
 bootstrap re-scores both runs' prediction files (``data/localization``) on the same draws of
-the validation videos.
+the validation videos. A difference is called above or below zero only from
+:data:`~tsp_pretrain.evaluation.bootstrap.MIN_VIDEOS_FOR_VERDICT` videos on.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from tsp_pretrain.evaluation import paired_bootstrap_tables
+from tsp_pretrain.evaluation import difference_sign, paired_bootstrap_tables, too_few_videos
 from tsp_pretrain.experiments.revisions import (
     read_output,
     read_params,
@@ -125,6 +126,22 @@ def compare(
         "ci_high": round(interval.high, 4),
         "num_videos": interval.num_videos,
     }
+
+
+#: What ``compare`` says of A - B, per sign of its interval (below the minimum: too few videos).
+COMPARE_WORDS = {"above": "above zero", "below": "below zero", "contains": "contains zero"}
+
+
+def format_comparison(result: dict) -> str:
+    """One line for a :func:`compare` result: the difference, its interval, n and the word."""
+    r, n = result, result["num_videos"]
+    sign = difference_sign(r["ci_low"], r["ci_high"], n)
+    word = too_few_videos(n) if sign == "too_few" else COMPARE_WORDS[sign]
+    return (
+        f"{r['metric']} ({r['encoder']} encoder), {r['a']} - {r['b']}: "
+        f"{r['mean_difference']:+.4f}, 95% CI [{r['ci_low']:+.4f}, {r['ci_high']:+.4f}] "
+        f"over {n} videos ({word})"
+    )
 
 
 def _with_ci(entry: dict, key: str) -> str:

@@ -12,7 +12,7 @@ with intervals centred on the observed values (why: docs/localization.md, "Inter
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -21,6 +21,7 @@ import pandas as pd
 from tsp_pretrain.evaluation.bootstrap import Interval, centred_interval, video_draws
 from tsp_pretrain.evaluation.errors import EvaluationError
 from tsp_pretrain.evaluation.evaluate import round_floats
+from tsp_pretrain.evaluation.verdict import Difference
 from tsp_pretrain.localization.detection import (
     ClassMatches,
     DetectionResult,
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: mAP thresholds reported in metrics beside the average (all of them when none is evaluated).
 HEADLINE_TIOU = (0.5, 0.75, 0.95)
+#: The metrics with intervals and a paired difference in the report, and their names.
+COMPARED = {"average_map": "average mAP", "ar_auc": "AR AUC"}
 
 
 @dataclass(frozen=True)
@@ -392,14 +395,14 @@ def comparison_report(
         entry: dict = {}
         for key, value in m.scores().metrics().items():
             entry[key] = value
-            if key in ("average_map", "ar_auc"):
+            if key in COMPARED:
                 entry[f"{key}_ci_low"] = intervals[key].low
                 entry[f"{key}_ci_high"] = intervals[key].high
         report[name] = entry
     report[f"{name_a}_minus_{name_b}"] = {
         **{
             k: v
-            for key in ("average_map", "ar_auc")
+            for key in COMPARED
             if key in diff
             for k, v in (
                 (key, diff[key].mean),
@@ -421,3 +424,23 @@ def comparison_report(
     report["n_bootstrap"] = n_bootstrap
     report["seed"] = seed
     return round_floats(report)
+
+
+def localization_differences(report: Mapping) -> list[Difference]:
+    """Trained - initial average mAP and AR AUC of a ``localization.json`` dict (as
+    :func:`comparison_report` writes it for encoders named trained and initial), for
+    :mod:`~tsp_pretrain.evaluation.verdict`; a metric the report lacks is left out."""
+    diff = report["trained_minus_initial"]
+    return [
+        Difference(
+            label,
+            report["trained"][key],
+            report["initial"][key],
+            diff[key],
+            diff[f"{key}_ci_low"],
+            diff[f"{key}_ci_high"],
+            int(diff["num_videos"]),
+        )
+        for key, label in COMPARED.items()
+        if key in diff
+    ]

@@ -3,8 +3,11 @@
 One :func:`~tsp_pretrain.models.loss.forward_and_loss` serves training and validation. Each epoch
 draws fresh clips (seeded by ``(seed, epoch)``, so a resumed run sees exactly the clips an
 uninterrupted one would), trains, validates on fixed, evenly spaced clips, logs to dvclive and
-writes a checkpoint. Mixed precision is used on CUDA; the device is chosen by
-:func:`~tsp_pretrain.models.device.pick_device`.
+writes a checkpoint. The initial model (encoder and fresh heads) is validated once before the
+first step, which leaves the training result unchanged; the last epoch's losses are judged
+against it (:mod:`~tsp_pretrain.training.health`: a ``health`` block in dvclive's summary, a
+loud warning when the run made the model worse). Mixed precision is used on CUDA; the device is
+chosen by :func:`~tsp_pretrain.models.device.pick_device`.
 
 Under a launcher (:mod:`~tsp_pretrain.training.distributed`) every rank trains its share of each
 global batch (:func:`~tsp_pretrain.data.sampling.rank_batches`) in DistributedDataParallel, the
@@ -44,6 +47,7 @@ from tsp_pretrain.models.param_groups import param_groups
 from tsp_pretrain.models.tsp import TSPModel
 from tsp_pretrain.training import distributed
 from tsp_pretrain.training.checkpoint import forget_logged_steps, load_resumable, save_atomic
+from tsp_pretrain.training.health import HEALTH_BLOCK, LossHistory, assess, warn_if_unhealthy
 from tsp_pretrain.training.schedule import build_scheduler
 from tsp_pretrain.video.store import FrameStore
 
@@ -376,7 +380,7 @@ class _NoLive:
 
     step = 0
 
-    def log_metric(self, name: str, value: float) -> None:
+    def log_metric(self, name: str, value: float, plot: bool = True) -> None:
         pass
 
     def next_step(self) -> None:
@@ -398,20 +402,37 @@ def _live(live_dir: Path, start_epoch: int, ranks: distributed.Ranks) -> Iterato
         yield live
 
 
-def _resume(run: _Run, checkpoint: Path, run_id: str) -> tuple[int, dict[str, int], dict]:
-    """(first epoch to run, clips seen, last metrics) from rank 0's checkpoint, if it matches."""
+def _resume(
+    run: _Run, checkpoint: Path, run_id: str
+) -> tuple[int, dict[str, int], dict, LossHistory | None]:
+    """(first epoch to run, clips seen, last metrics, loss history) from rank 0's checkpoint, if
+    it matches; a fresh run has no history yet."""
     state = None
     if run.ranks.is_main:
         remove_partial_files(Path(checkpoint).parent)
         state = load_resumable(checkpoint, run_id)
     state = distributed.broadcast_object(state, run.ranks)
     if state is None:
-        return 0, {"clips": 0, "fg_clips": 0, "steps": 0}, {}
+        return 0, {"clips": 0, "fg_clips": 0, "steps": 0}, {}, None
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
     run.scheduler.load_state_dict(state["lr_scheduler"])
     run.scaler.load_state_dict(state["scaler"])
-    return state["epoch"] + 1, state["clips_seen"], state["metrics"]
+    history = LossHistory.from_dict(state["history"])
+    return state["epoch"] + 1, state["clips_seen"], state["metrics"], history
+
+
+def validate_before_training(run: _Run, alpha_action: float, alpha_region: float) -> LossHistory:
+    """Validate the initial model (encoder and fresh heads) on the fixed clips: where the
+    validation loss starts. Eval mode, no gradient, centre crops: no state the training
+    depends on changes (:mod:`~tsp_pretrain.training.health`); logged, never plotted, so the
+    epochs keep their dvclive steps."""
+    initial = validate(run, alpha_action, alpha_region)
+    log.info(
+        "before training (initial encoder, fresh heads): %s",
+        ", ".join(f"valid/{k} {v:.4g}" for k, v in initial.items()),
+    )
+    return LossHistory(initial_valid=initial["loss"])
 
 
 def train(
@@ -446,8 +467,10 @@ def train(
             seed=seed,
         )
         run_id = fingerprint if ranks.world_size == 1 else f"{fingerprint}@{ranks.world_size}"
-        start_epoch, clips_seen, metrics = _resume(run, checkpoint, run_id)
+        start_epoch, clips_seen, metrics, history = _resume(run, checkpoint, run_id)
         run.net = distributed.wrap_model(model, ranks, device, sync_bn=params.sync_bn)
+        if history is None:
+            history = validate_before_training(run, alpha_action, alpha_region)
         with _live(live_dir, start_epoch, ranks) as live:
             for epoch in range(start_epoch, params.epochs):
                 metrics = train_one_epoch(run, epoch, clips_seen, alpha_action, alpha_region)
@@ -456,12 +479,17 @@ def train(
                 }
                 metrics |= {f"lr/{g['name']}": g["lr"] for g in run.optimizer.param_groups}
                 metrics |= {f"seen/{k}": v for k, v in clips_seen.items()}
+                history.add(metrics)
                 _log_epoch(live, metrics, epoch, params.epochs)
+                _log_health(live, assess(history))
                 if ranks.is_main:
-                    save_atomic(_state(run, epoch, clips_seen, metrics, run_id), checkpoint)
+                    state = _state(run, epoch, clips_seen, metrics, run_id, history)
+                    save_atomic(state, checkpoint)
                 live.next_step()
     if start_epoch >= params.epochs:
         log.info("all %d epochs were already done (checkpoint %s)", params.epochs, checkpoint)
+    if ranks.is_main:
+        warn_if_unhealthy(assess(history), params, str(Path(live_dir) / "metrics.json"))
     return metrics
 
 
@@ -478,7 +506,16 @@ def _log_epoch(live: Live | _NoLive, metrics: dict[str, float], epoch: int, epoc
     )
 
 
-def _state(run: _Run, epoch: int, clips_seen: dict, metrics: dict, run_id: str) -> dict:
+def _log_health(live: Live | _NoLive, health: dict[str, float]) -> None:
+    """The ``health`` block of dvclive's summary (``metrics.json``), as of the last epoch; no
+    plot (one value per run matters)."""
+    for name, value in health.items():
+        live.log_metric(f"{HEALTH_BLOCK}/{name}", value, plot=False)
+
+
+def _state(
+    run: _Run, epoch: int, clips_seen: dict, metrics: dict, run_id: str, history: LossHistory
+) -> dict:
     return {
         "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(),
@@ -487,5 +524,6 @@ def _state(run: _Run, epoch: int, clips_seen: dict, metrics: dict, run_id: str) 
         "epoch": epoch,
         "clips_seen": clips_seen,
         "metrics": metrics,
+        "history": history.as_dict(),
         "fingerprint": run_id,
     }
