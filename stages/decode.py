@@ -65,4 +65,4 @@ def main() -> None:
 if __name__ == "__main__":
     from tsp_pretrain.cli import run_stage
 
-    run_stage(main)
+    run_stage(main, kept_on_interrupt="every video decoded so far (the frame store)")

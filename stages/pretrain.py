@@ -83,6 +83,7 @@ def main() -> None:
         backbone_name=backbone,
         feature_dim=model.feature_dim,
         info={"pretrained_on": args.dataset, "pretrain_metrics": metrics},
+        crop_size=params.transform.crop_size,
     )
     log.info("pretrained %s on %s (action classification) -> %s", backbone, args.dataset, args.out)
 
@@ -90,4 +91,4 @@ def main() -> None:
 if __name__ == "__main__":
     from tsp_pretrain.cli import run_stage
 
-    run_stage(main)
+    run_stage(main, kept_on_interrupt="the checkpoint of the last finished epoch")

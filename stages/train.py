@@ -1,9 +1,10 @@
 """Stage `train`: TSP (or TAC) fine-tuning of the initial encoder on the target dataset.
 
-Reads `clip_len`, `frame_rate`, `gvf`, `objective`, `seed`, `train`, `transform` and
-`encoder.backbone`. The GVF (fixed) is the max- (or avg-) pool of the initial encoder's extracted
-features, or read from `train.gvf_file` (an HDF5 table such as the official releases'). Writes
-the trained encoder (no heads), the resumable checkpoint, dvclive logs.
+Reads `clip_len`, `frame_rate`, `gvf`, `objective`, `seed`, `train`, `transform`, `encoder.backbone`
+and `encoder.crop_check` (clips are cut at the crop the initial encoder was trained at:
+`tsp_pretrain.models.crop`). The GVF (fixed) is the max- (or avg-) pool of the initial encoder's
+extracted features, or read from `train.gvf_file` (an HDF5 table such as the official releases').
+Writes the trained encoder (no heads), the resumable checkpoint, dvclive logs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from tsp_pretrain.digest import code_digest, file_digest, tracked_file_digest
 from tsp_pretrain.features.gvf import training_gvf
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.logs import setup_logging
+from tsp_pretrain.models.crop import CROP_KEY, check_crop
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import fingerprint, load_encoder_file, save_encoder
@@ -49,6 +51,9 @@ def main() -> None:
     if status is not None:
         raise SystemExit(status)
 
+    initial = load_encoder_file(args.initial)
+    crop = params.transform.crop_size
+    check_crop(initial.get(CROP_KEY), crop, str(args.initial), params.encoder.crop_check)
     tables = read_annotations(args.annotations)
     dataset = params.dataset("target")
     model = build_tsp_model(
@@ -87,7 +92,7 @@ def main() -> None:
         seed=params.seed,
         clip_len=params.clip_len,
         frame_rate=params.frame_rate,
-        crop_size=params.transform.crop_size,
+        crop_size=crop,
         initial=file_digest(args.initial),
         gvf_file=(
             tracked_file_digest(params.train.gvf_file, args.gvf_dir, "train.gvf_file")
@@ -102,7 +107,7 @@ def main() -> None:
         model,
         data,
         params.train,
-        crop_size=params.transform.crop_size,
+        crop_size=crop,
         checkpoint=args.out / "checkpoint.pt",
         live_dir=args.live,
         fingerprint=run_id,
@@ -120,11 +125,12 @@ def main() -> None:
         feature_dim=model.feature_dim,
         info={
             # the starting point, so that the features' meta.json says what was fine-tuned
-            "weights": load_encoder_file(args.initial)["info"].get("weights"),
+            "weights": initial["info"].get("weights"),
             "objective": params.objective,
             "gvf": params.gvf,
             "metrics": metrics,
         },
+        crop_size=crop,
     )
     log.info("trained encoder -> %s", args.out / "encoder.pt")
 
@@ -132,4 +138,4 @@ def main() -> None:
 if __name__ == "__main__":
     from tsp_pretrain.cli import run_stage
 
-    run_stage(main)
+    run_stage(main, kept_on_interrupt="the checkpoint of the last finished epoch")

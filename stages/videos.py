@@ -47,4 +47,4 @@ def main() -> None:
 if __name__ == "__main__":
     from tsp_pretrain.cli import run_stage
 
-    run_stage(main)
+    run_stage(main, kept_on_interrupt="every file digest computed so far (the digest cache)")

@@ -31,6 +31,16 @@ def copy_tracked_files(dest: Path) -> Path:
     return dest
 
 
+def merge_params(base: dict, update: dict) -> dict:
+    """``base`` (a loaded params.yaml) with the nested keys of ``update`` set; returns ``base``."""
+    for key, value in update.items():
+        if isinstance(value, dict):
+            merge_params(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
 def dvc_env(**extra: str) -> dict[str, str]:
     """The environment for `dvc` and `git` in a copy: no analytics, a git identity (experiments
     commit), this interpreter's bin folder first on PATH; ``extra`` added on top."""

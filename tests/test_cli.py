@@ -65,14 +65,19 @@ def test_run_stage_exits_1_for_user_errors_and_lets_bugs_through(capsys, monkeyp
 
 
 STAGE_SCRIPTS = sorted(p for p in (ROOT / "stages").glob("*.py") if not p.name.startswith("_"))
+# the library's commands (`python -m tsp_pretrain.<module>`)
+COMMANDS = sorted(
+    p for p in (ROOT / "tsp_pretrain").rglob("*.py") if 'if __name__ == "__main__"' in p.read_text()
+)
 
 
-@pytest.mark.parametrize("script", STAGE_SCRIPTS, ids=lambda p: p.name)
-def test_every_stage_ends_with_run_stage(script):
+@pytest.mark.parametrize("script", STAGE_SCRIPTS + COMMANDS, ids=lambda p: p.name)
+def test_every_stage_and_command_ends_with_run_stage(script):
+    """One handling of user errors and Ctrl-C for every entry point a user runs."""
     tree = ast.parse(script.read_text())
     last = tree.body[-1]
     assert isinstance(last, ast.If) and "__main__" in ast.unparse(last.test)
-    assert "run_stage(main)" in ast.unparse(last)
+    assert "run_stage(main" in ast.unparse(last)
 
 
 def test_every_listed_user_error_is_a_real_exception_class():

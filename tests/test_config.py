@@ -103,3 +103,22 @@ def test_code_digest_covers_the_imported_modules_only():
     from tsp_pretrain.digest import code_digest
 
     assert base == code_digest("__init__.py", "digest.py", "tables.py")
+
+
+@pytest.mark.parametrize(
+    ("section", "change", "named"),
+    [
+        ("train", {"epochs": 2, "lr_milestones": [10]}, "lr_milestones [10]"),
+        ("train", {"epochs": 4, "lr_milestones": [2, 4]}, "[4] outside 1 .. epochs - 1 = 3"),
+        ("pretrain", {"epochs": 3, "warmup_epochs": 3, "lr_milestones": []}, "warmup_epochs 3"),
+    ],
+)
+def test_a_schedule_that_does_not_fit_the_epochs_is_refused(section, change, named):
+    data = yaml.safe_load((ROOT / "params.yaml").read_text())
+    data[section] |= change
+    with pytest.raises(ConfigError) as err:
+        parse_params(data)
+    assert f"  {section}: " in str(err.value) and named in str(err.value)
+    assert "git checkout params.yaml" in str(err.value)  # a rejected `-S` stays in the file
+    data[section] |= {"epochs": 12, "warmup_epochs": 1, "lr_milestones": [10]}
+    parse_params(data)

@@ -91,9 +91,10 @@ def test_default_demo_has_the_hashes_committed_in_dvc_lock(tmp_path):
     """Generating the demo of the committed params.yaml gives exactly the `data/demo` that the
     committed dvc.lock records: the committed metrics are reproducible from a fresh clone."""
     params = yaml.safe_load((ROOT / "params.yaml").read_text())["demo"]
-    lock = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]
-    (committed,) = [o for o in lock["demo"]["outs"] if o["path"] == "data/demo"]
-    assert lock["demo"]["params"]["params.yaml"]["demo"] == params, (
+    assert params["runs"] == {"synthetic": "data/demo"}
+    stage = yaml.safe_load((ROOT / "dvc.lock").read_text())["stages"]["demo@synthetic"]
+    (committed,) = [o for o in stage["outs"] if o["path"] == "data/demo"]
+    assert stage["params"]["params.yaml"]["demo"] == params, (
         "params.yaml's demo section differs from dvc.lock's: run `dvc repro` and commit dvc.lock"
     )
     with busy_cpu(1):

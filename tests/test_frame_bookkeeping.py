@@ -180,3 +180,28 @@ def test_mp4_clips_decoded_in_one_thread_have_the_same_pixels(tmp_path, monkeypa
     for start, clip in zip(starts, before, strict=True):
         np.testing.assert_array_equal(video.read_clip(start, 16).numpy(), clip)
     np.testing.assert_array_equal(np.stack(list(video.iter_frames()))[3:19], before[1])
+
+
+def test_the_index_records_the_source_with_its_subfolder(tmp_path):
+    """Two videos of the same file name in different subfolders stay told apart in the index;
+    an entry made before the index kept subfolders is reused and gets the full path."""
+    videos = tmp_path / "videos"
+    write_video(videos / "day1" / "cam.mp4", num_frames=30)
+    write_video(videos / "day 2" / "cam.mp4", num_frames=30)
+    table = pd.DataFrame(
+        {
+            "video_id": ["a", "b"],
+            "filename": ["day1/cam.mp4", "day 2/cam.mp4"],
+            "duration": [1.0, 1.0],
+        }
+    )
+    out = tmp_path / "frames"
+    decode_dataset(table, videos, out, SETTINGS, progress=False)
+    index = json.loads((out / "index.json").read_text())["videos"]
+    assert {v: e["source"] for v, e in index.items()} == {"a": "day1/cam.mp4", "b": "day 2/cam.mp4"}
+
+    index["a"]["source"] = "cam.mp4"  # as an older store recorded it
+    (out / "index.json").write_text(json.dumps({"videos": index}))
+    report = decode_dataset(table, videos, out, SETTINGS, progress=False)
+    assert report.reused == ["a", "b"] and report.decoded == []
+    assert json.loads((out / "index.json").read_text())["videos"]["a"]["source"] == "day1/cam.mp4"

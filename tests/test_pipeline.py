@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from repo_copy import copy_tracked_files, run
+from repo_copy import copy_tracked_files, merge_params, run
 
 TINY = {
     "clip_len": 8,
@@ -37,20 +37,12 @@ TINY = {
     },
     "decode": {"short_side": 20, "workers": 1},
     "transform": {"crop_size": 16},
-    "pretrain": {"epochs": 1, "batch_size": 8, "clips_per_segment": 2},
-    "train": {"epochs": 2, "batch_size": 8, "clips_per_segment": 2},
+    # schedules must fit the epochs (tsp_pretrain.config): milestones within them
+    "pretrain": {"epochs": 1, "batch_size": 8, "clips_per_segment": 2, "lr_milestones": []},
+    "train": {"epochs": 2, "batch_size": 8, "clips_per_segment": 2, "lr_milestones": [1]},
     "extract": {"stride": 4, "h5": True, "fixed_length": 10},  # the resume check covers them
     "evaluate": {"n_bootstrap": 200, "num_timeline_videos": 2},
 }
-
-
-def _merge(base: dict, update: dict) -> dict:
-    for key, value in update.items():
-        if isinstance(value, dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value
-    return base
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +50,7 @@ def clone(tmp_path_factory) -> Path:
     """The tracked files of this repository (minus pipeline outputs) as a fresh git+DVC repo."""
     dest = copy_tracked_files(tmp_path_factory.mktemp("clone"))
     params = yaml.safe_load((dest / "params.yaml").read_text())
-    (dest / "params.yaml").write_text(yaml.safe_dump(_merge(params, TINY), sort_keys=False))
+    (dest / "params.yaml").write_text(yaml.safe_dump(merge_params(params, TINY), sort_keys=False))
     run(["git", "init", "-q"], dest)
     run(["git", "add", "-A"], dest)
     run(["git", "commit", "-qm", "tiny"], dest)
@@ -66,11 +58,12 @@ def clone(tmp_path_factory) -> Path:
 
 
 def _assert_up_to_date(clone: Path) -> None:
-    """`dvc status` lists only the videos@ stages (always run: they re-list the videos folders)."""
+    """`dvc status` lists only the always-run stages: `check` and the videos@ stages (they
+    re-list the videos folders)."""
     status = run(["dvc", "status"], clone)
     changed = sorted(line for line in status.splitlines() if line and not line.startswith("\t"))
-    assert changed == ["videos@pretrain:", "videos@target:"], status
-    assert status.count("always changed") == 2, status
+    assert changed == ["check:", "videos@pretrain:", "videos@target:"], status
+    assert status.count("always changed") == 3, status
 
 
 def _assert_training_is_reproducible(clone: Path) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PRESETS = {
     "activitynet": ROOT / "presets/activitynet.yaml",
     "thumos14": ROOT / "presets/thumos14.yaml",
+    "own-videos": ROOT / "presets/own-videos.yaml",
 }
 
 # The recipe, per dataset: 2 GPUs (one process each) with batch 32 each, per-GPU learning rates
@@ -37,9 +39,9 @@ COMMON = {
     "encoder.backbone": "r2plus1d_34",
     "encoder.weights": "tsp:r2plus1d_34-tac_on_kinetics",
     "pretrain.runs": {},
+    "demo.runs": {},
     "train.epochs": 8,
     "train.batch_size": 32,
-    "train.processes": 2,
     "train.scale_lr_by_world_size": True,
     "train.clips_per_segment": 5,
     "train.lr_stem": 0.0,
@@ -58,6 +60,7 @@ COMMON = {
 RECIPE = {
     "activitynet": {
         **COMMON,
+        "train.processes": 2,
         "train.lr_heads": 2e-3,
         "extract.stride": 16,
         "datasets.target.format": "activitynet",
@@ -66,11 +69,22 @@ RECIPE = {
     },
     "thumos14": {
         **COMMON,
+        "train.processes": 2,
         "train.lr_heads": 4e-3,
         "extract.stride": 1,
         "datasets.target.format": "thumos14",
         "datasets.target.train_subset": "validation",
         "datasets.target.valid_subset": "testing",
+    },
+    # your own videos: the ActivityNet recipe per GPU, on one GPU
+    "own-videos": {
+        **COMMON,
+        "train.processes": 1,
+        "train.lr_heads": 2e-3,
+        "extract.stride": 16,
+        "datasets.target.format": "activitynet",
+        "datasets.target.train_subset": "training",
+        "datasets.target.valid_subset": "validation",
     },
 }
 
@@ -106,7 +120,7 @@ def test_preset_has_every_key_of_params_yaml(name):
     params.yaml holds (the datasets and pretraining runs excepted: they name other things)."""
     demo = _keys(yaml.safe_load((ROOT / "params.yaml").read_text()))
     preset = _keys(yaml.safe_load(PRESETS[name].read_text()))
-    skip = ("datasets.", "pretrain.runs.")
+    skip = ("datasets.", "pretrain.runs.", "demo.runs.")
     missing = sorted(k for k in demo - preset if not k.startswith(skip))
     assert missing == [], f"{name} lacks {missing}"
 
@@ -129,20 +143,29 @@ def _repo_with_preset(dest: Path, name: str) -> Path:
 
 
 def _route(repo: Path, target: str) -> set[str]:
-    dot = run(["dvc", "dag", "--dot", target], repo)
+    dot = run(["dvc", "dag", "--dot", *([target] if target else [])], repo)
     return set(re.findall(r'^"([^"]+)";$', dot, flags=re.M))
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
 def test_preset_routes_run_only_what_they_need_and_accept_overrides(name, tmp_path):
     repo = _repo_with_preset(tmp_path, name)
-    data = {"videos@target", "annotations@target", "decode@target"}
+    data = {"check", "videos@target", "annotations@target", "decode@target"}
     assert _route(repo, "extract@initial") == data | {"init_encoder", "extract@initial"}
     assert _route(repo, "extract@trained") == data | {
         "init_encoder",
         "extract@initial",
         "train",
         "extract@trained",
+    }
+    # `dvc repro` / `dvc exp run` without a target: the study on this data, nothing of the demo
+    assert _route(repo, "") == data | {
+        "init_encoder",
+        "extract@initial",
+        "train",
+        "extract@trained",
+        "evaluate",
+        "localize",
     }
     # an experiment on top of the preset: queued with an override (not run), then inspected
     run(
@@ -153,3 +176,17 @@ def test_preset_routes_run_only_what_they_need_and_accept_overrides(name, tmp_pa
     assert "clip32" in json.dumps(queued)
     assert '"clip_len": 32' in json.dumps(queued)
     assert yaml.safe_load((repo / "params.yaml").read_text())["clip_len"] == 16
+
+
+def test_a_missing_annotation_file_is_an_error_naming_its_param(tmp_path):
+    """Stage `check` runs first: DVC's own missing-dependency error would name only the path."""
+    repo = _repo_with_preset(tmp_path, "own-videos")
+    (repo / "data/own/annotations.json").unlink()
+    done = subprocess.run(
+        ["dvc", "repro", "extract@initial"], cwd=repo, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert (
+        "datasets.target.annotations = 'data/own/annotations.json': no such file" in done.stderr
+    ), done.stderr
+    assert "Running stage 'videos@target'" not in done.stdout

@@ -199,3 +199,14 @@ def test_unusable_inputs(tmp_path):
     torch.save([1, 2, 3], tmp_path / "list.pth")
     with pytest.raises(WeightsError, match="expected a state dict"):
         read_checkpoint(tmp_path / "list.pth")
+
+
+def test_a_random_encoder_with_a_seed_is_the_same_network_every_time():
+    """`encoder.weights: none` in stage init_encoder: the same params give the same encoder file
+    (an unseeded draw made `dvc repro` give another initial encoder, features and dvc.lock)."""
+    before = torch.random.get_rng_state()
+    a, b = (build_encoder("r2plus1d_tiny", "none", seed=0).module.state_dict() for _ in range(2))
+    other = build_encoder("r2plus1d_tiny", "none", seed=1).module.state_dict()
+    assert torch.equal(torch.random.get_rng_state(), before)  # the global RNG is left alone
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], other[k]) for k in a)

@@ -30,6 +30,7 @@ USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.features.gvf:GVFTableError",
     "tsp_pretrain.features.localizers:LocalizerConfigError",
     "tsp_pretrain.features.shards:ShardError",
+    "tsp_pretrain.models.crop:CropMismatchError",
     "tsp_pretrain.models.registry:UnknownBackboneError",
     "tsp_pretrain.models.weights:WeightsError",
     "tsp_pretrain.numerics:NumericsError",
@@ -47,16 +48,41 @@ USER_ERRORS: tuple[str, ...] = (
 )
 VERBOSE_FLAG = "--verbose"
 EXIT_USER_ERROR = 1
+EXIT_INTERRUPTED = 130  # the shell's code for a process ended by SIGINT
+
+
+def interrupted_message(name: str, kept: str | None) -> str:
+    """The one line Ctrl-C prints: what the command keeps, and how to go on."""
+    if kept is None:
+        return f"\nInterrupted: {name} stopped; nothing of it is kept. Re-run it to start again."
+    return (
+        f"\nInterrupted: {name} stopped; {kept} is kept. Re-run the same command "
+        "(or `dvc repro`) to resume from there."
+    )
+
+
+def _loaded_modules(module_name: str) -> list[object]:
+    """The module ``module_name`` as imported, and as ``__main__`` when run by ``python -m``.
+
+    Under ``python -m tsp_pretrain.features.localizers`` the module's classes live in
+    ``__main__`` (a second copy of the module), so an error it raises is not an instance of the
+    class imported under the module's own name.
+    """
+    modules = [sys.modules.get(module_name)]
+    main = sys.modules.get("__main__")
+    if getattr(getattr(main, "__spec__", None), "name", None) == module_name:
+        modules.append(main)
+    return [m for m in modules if m is not None]
 
 
 def is_user_error(err: BaseException) -> bool:
     """Whether ``err`` is one of :data:`USER_ERRORS` (a problem with the inputs, not a bug)."""
     for name in USER_ERRORS:
         module_name, _, class_name = name.partition(":")
-        module = sys.modules.get(module_name)
-        cls = getattr(module, class_name, None) if module is not None else None
-        if isinstance(cls, type) and isinstance(err, cls):
-            return True
+        for module in _loaded_modules(module_name):
+            cls = getattr(module, class_name, None)
+            if isinstance(cls, type) and isinstance(err, cls):
+                return True
     return False
 
 
@@ -65,12 +91,17 @@ def verbose() -> bool:
     return os.environ.get("TSP_LOG_LEVEL", "").upper() == "DEBUG"
 
 
-def run_stage(main: Callable[[], object], name: str | None = None) -> None:
-    """Run a stage's ``main``; a user error ends the process with its message and exit code 1.
+def run_stage(
+    main: Callable[[], object], name: str | None = None, kept_on_interrupt: str | None = None
+) -> None:
+    """Run a stage's (or a ``python -m`` command's) ``main`` with the project's error handling.
 
-    ``--verbose`` is taken off ``sys.argv`` (so the stage's own parser never sees it) and turns
-    on ``TSP_LOG_LEVEL=DEBUG``. Any other exception propagates unchanged: Python prints its
-    traceback and exits non-zero, as it should for a bug.
+    A user error ends the process with its message and exit code 1. Ctrl-C ends it with one line
+    (exit code 130): ``kept_on_interrupt`` says what the command keeps of its work (e.g. "every
+    video decoded so far"), so the user knows a re-run resumes; None: nothing is kept. Any other
+    exception propagates unchanged: Python prints its traceback and exits non-zero, as it should
+    for a bug. ``--verbose`` is taken off ``sys.argv`` (so the stage's own parser never sees it)
+    and turns on ``TSP_LOG_LEVEL=DEBUG``, which adds tracebacks to both messages.
     """
     if VERBOSE_FLAG in sys.argv[1:]:
         sys.argv = [a for a in sys.argv if a != VERBOSE_FLAG]
@@ -80,6 +111,12 @@ def run_stage(main: Callable[[], object], name: str | None = None) -> None:
         main()
         if os.environ.get("DVC_STAGE"):  # which machine made a DVC stage's outputs (numerics)
             write_run_record(os.environ["DVC_STAGE"])
+    except KeyboardInterrupt:
+        if verbose():
+            traceback.print_exc()
+        logging.shutdown()
+        sys.stderr.write(interrupted_message(name, kept_on_interrupt) + "\n")
+        sys.exit(EXIT_INTERRUPTED)
     except Exception as err:
         if not is_user_error(err):
             raise

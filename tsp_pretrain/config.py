@@ -28,8 +28,17 @@ class Section(BaseModel):
 
 
 class DemoParams(Section):
-    """The built-in synthetic dataset (see :mod:`tsp_pretrain.demo`)."""
+    """The built-in synthetic dataset (see :mod:`tsp_pretrain.demo`).
 
+    ``runs`` maps a name to the folder the dataset is written to; DVC creates one stage
+    ``demo@NAME`` per entry. Empty (the default, and every preset) means no demo stage at all,
+    so that a full ``dvc repro`` or ``dvc exp run`` on your own data never builds the demo.
+    """
+
+    runs: dict[str, str] = Field(
+        default_factory=dict,
+        description="name -> output folder of stage demo@NAME (the demo: synthetic: data/demo)",
+    )
     seed: int = Field(0, ge=0)
     num_train_videos: int = Field(40, ge=1)
     num_valid_videos: int = Field(24, ge=1)
@@ -234,6 +243,11 @@ class EncoderParams(Section):
         "tsp_pretrain.models.releases), a checkpoint path (keep it in models/weights/ so that "
         "DVC tracks it; stage pretrain@NAME writes NAME.pt there) or none",
     )
+    crop_check: bool = Field(
+        True,
+        description="refuse a transform.crop_size other than the crop the encoder was trained "
+        "at (tsp_pretrain.models.crop); false: use another crop on purpose",
+    )
 
 
 class TransformParams(Section):
@@ -281,9 +295,25 @@ class OptimParams(Section):
     sync_bn: bool = Field(False, description="SyncBatchNorm across processes (CUDA only)")
 
     @model_validator(mode="after")
-    def _check_milestones(self) -> OptimParams:
+    def _check_schedule(self) -> OptimParams:
+        """A schedule must fit the epochs: a milestone at or after the last epoch never lowers
+        the rate, and a warm-up as long as the run never reaches the set rates; both are
+        typically left over after ``-S train.epochs=...``."""
         if list(self.lr_milestones) != sorted(set(self.lr_milestones)):
             raise ValueError("lr_milestones must be strictly increasing")
+        outside = [m for m in self.lr_milestones if not 0 < m < self.epochs]
+        if outside:
+            raise ValueError(
+                f"lr_milestones {list(self.lr_milestones)}: {outside} outside 1 .. epochs - 1 = "
+                f"{self.epochs - 1} (epochs: {self.epochs}); a milestone at or after the last "
+                "epoch never applies. Set lr_milestones within the epochs (e.g. [] for none), or "
+                "more epochs"
+            )
+        if self.warmup_epochs >= self.epochs:
+            raise ValueError(
+                f"warmup_epochs {self.warmup_epochs} must be < epochs {self.epochs}: the run "
+                "would end before its learning rates are reached"
+            )
         return self
 
 
@@ -426,6 +456,22 @@ class Params(Section):
                 )
         return self
 
+    def check_inputs(self) -> list[str]:
+        """Check every path a dataset names (:meth:`DatasetParams.check_paths`), except those a
+        stage of the pipeline writes (inside a ``demo.runs`` folder); returns what was checked.
+
+        Stage ``check`` runs this before anything else: a missing annotation file is then an
+        error naming its param, instead of DVC's missing-dependency error naming only the path.
+        """
+        made = [Path(folder) for folder in self.demo.runs.values()]
+        checked = []
+        for name, dataset in sorted(self.datasets.items()):
+            if any(Path(dataset.annotations).is_relative_to(folder) for folder in made):
+                continue
+            dataset.check_paths(name)
+            checked.append(f"datasets.{name}")
+        return checked
+
     @property
     def clip_seconds(self) -> float:
         """Duration covered by one clip; segments shorter than this cannot hold a clip."""
@@ -448,9 +494,21 @@ def _format_errors(path: Path, err: ValidationError) -> str:
         key = ".".join(str(p) for p in e["loc"]) or "(top level)"
         if e["type"] == "extra_forbidden":
             lines.append(f"  {key}: unknown key (a typo? remove it or fix its name)")
+        elif isinstance(e.get("input"), dict):  # a whole section: its message names the keys
+            lines.append(f"  {key}: {e['msg'].removeprefix('Value error, ')}")
         else:
             lines.append(f"  {key}: {e['msg']} (got {e.get('input')!r})")
-    return f"{path}: invalid parameters:\n" + "\n".join(lines)
+    return (
+        f"{path}: invalid parameters:\n" + "\n".join(lines) + f"\n{_EXP_RUN_NOTE.format(path=path)}"
+    )
+
+
+# `dvc exp run -S key=value` writes the value into params.yaml before any stage runs and leaves
+# it there when a stage refuses it (DVC 3 behaviour): say how to get the committed file back.
+_EXP_RUN_NOTE = (
+    "(if `dvc exp run -S` set this value, {path} still holds it: `git checkout {path}` restores "
+    "the committed one)"
+)
 
 
 def parse_params(data: dict, source: str | Path = "params.yaml") -> Params:

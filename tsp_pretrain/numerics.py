@@ -365,4 +365,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from tsp_pretrain.cli import run_stage
+
+    run_stage(main, name="tsp_pretrain.numerics")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from tqdm import tqdm
 
 from tsp_pretrain.atomic import write_json
 from tsp_pretrain.config import DemoParams
+from tsp_pretrain.pools import process_pool
 
 from .motions import CLASSES, trajectory
 from .plan import TRAINING, VALIDATION, VideoPlan, plan_trimmed, plan_untrimmed
@@ -120,7 +120,7 @@ def make_demo_dataset(
                 render_video(*job)
                 bar.update()
         else:
-            with ProcessPoolExecutor(max_workers=workers) as pool:
+            with process_pool(workers) as pool:
                 for _ in pool.map(render_video, *zip(*jobs, strict=True), chunksize=4):
                     bar.update()
 

@@ -45,14 +45,19 @@ def check_clips(spec: BackboneSpec, clips: torch.Tensor) -> None:
         )
 
 
-def build_encoder(name: str, weights: str = "none") -> Encoder:
+def build_encoder(name: str, weights: str = "none", seed: int | None = None) -> Encoder:
     """Build backbone ``name`` without its classifier and initialise it from ``weights``.
 
     ``weights``: ``"none"`` (random), a torchvision weight name (``"KINETICS400_V1"``) or a
-    checkpoint path; see :func:`tsp_pretrain.models.weights.load_encoder_weights`.
+    checkpoint path; see :func:`tsp_pretrain.models.weights.load_encoder_weights`. With ``seed``
+    the random initialisation (what ``"none"`` keeps) is drawn from it and the global RNG is left
+    as it was, so that an encoder from ``"none"`` is the same network on every run.
     """
     spec = get_backbone(name)
-    module = spec.build()
+    with torch.random.fork_rng(devices=[], enabled=seed is not None):
+        if seed is not None:
+            torch.manual_seed(seed)
+        module = spec.build()
     feature_dim = spec.remove_classifier(module)
     load_encoder_weights(module, spec, weights)
     log.info(

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from tsp_pretrain.atomic import atomic_path, write_text
+from tsp_pretrain.models.crop import CROP_KEY
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +64,19 @@ def load_resumable(path: str | Path, expected_fingerprint: str) -> dict | None:
 
 
 def save_encoder(
-    path: str | Path, backbone: torch.nn.Module, *, backbone_name: str, feature_dim: int, info: dict
+    path: str | Path,
+    backbone: torch.nn.Module,
+    *,
+    backbone_name: str,
+    feature_dim: int,
+    info: dict,
+    crop_size: int | None = None,
 ) -> None:
     """The encoder alone (no heads): what extraction and the GVF need.
 
     The state dict sits under ``"model"`` with torchvision's own key names, so the file is also a
-    valid ``encoder.weights`` path for another experiment.
+    valid ``encoder.weights`` path for another experiment. ``crop_size`` is the crop the encoder
+    was trained at (None: unknown), which :mod:`tsp_pretrain.models.crop` checks clips against.
     """
     save_atomic(
         {
@@ -76,6 +84,7 @@ def save_encoder(
             "feature_dim": feature_dim,
             "model": backbone.state_dict(),
             "info": info,
+            CROP_KEY: crop_size,
         },
         path,
     )

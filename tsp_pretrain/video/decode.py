@@ -31,7 +31,7 @@ import logging
 import math
 import shutil
 from collections.abc import Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -45,6 +45,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from tsp_pretrain.digest import file_digest
+from tsp_pretrain.pools import process_pool
 from tsp_pretrain.video.official import STANDARD_FPS, bilinear_resize, subsampling_step
 from tsp_pretrain.video.probe import (
     TruncatedVideoError,
@@ -344,11 +345,17 @@ def pad_tail(
 @dataclass(frozen=True)
 class DecodeJob:
     video_id: str
-    source: str
+    source: str  # the file to read
     duration: float
     out_dir: str
     settings: StoreSettings
     min_readable_fraction: float = 0.5
+    #: The file's path relative to the videos folder (subfolders kept), as the index records it.
+    source_name: str = ""
+
+    @property
+    def recorded_source(self) -> str:
+        return self.source_name or Path(self.source).name
 
 
 def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
@@ -411,7 +418,7 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
         count,
         h,
         w,
-        source.name,
+        job.recorded_source,
         file_digest(source),
         job.settings,
         lost=tuple(log_.lost),
@@ -533,7 +540,8 @@ def _is_current(entry: StoredVideo | None, job: DecodeJob, out_dir: Path) -> boo
     return (
         (out_dir / entry.file).is_file()
         and source.is_file()
-        and entry.source == source.name
+        # stores made before the index kept subfolders recorded the bare file name
+        and entry.source in (job.recorded_source, source.name)
         and entry.source_digest == file_digest(source)
     )
 
@@ -578,6 +586,7 @@ def decode_dataset(
             str(out_dir),
             settings,
             min_readable_fraction,
+            source_name=r.filename,
         )
         for r in videos.itertuples(index=False)
     ]
@@ -588,6 +597,7 @@ def decode_dataset(
     todo = []
     for job in jobs:
         if _is_current(index.get(job.video_id), job, out_dir):
+            index[job.video_id] = replace(index[job.video_id], source=job.recorded_source)
             report.reused.append(job.video_id)
         else:
             index.pop(job.video_id, None)
@@ -636,7 +646,7 @@ def decode_dataset(
                     finish(job, None, err)
                 bar.update()
         else:
-            with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            with process_pool(workers, get_context("spawn")) as pool:
                 pending: dict[Future, DecodeJob] = {pool.submit(_decode_one, j): j for j in todo}
                 while pending:
                     done, _ = wait(pending, return_when=FIRST_COMPLETED)

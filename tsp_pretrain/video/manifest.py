@@ -59,13 +59,15 @@ def scan_videos(
     param: str = "videos",
     cache: Mapping[str, Any] | None = None,
     digests: bool = True,
+    new_cache: dict[str, Any] | None = None,
 ) -> tuple[list[Entry], dict[str, Any]]:
     """Every entry under ``videos_dir`` (recursively, symbolic links followed), sorted by path.
 
     ``param`` names the setting in error messages. ``cache`` maps a relative path to
     ``[size, mtime_ns, inode, digest]`` from an earlier scan; a file whose first three still match
     keeps its digest; ``digests=False`` only lists (digest "": for callers that only locate
-    files). Returns the entries and the new cache (readable files only). Raises
+    files). Returns the entries and the new cache (readable files only), which is filled into
+    ``new_cache`` when given, file by file, so that an interrupted scan keeps its digests. Raises
     :class:`ManifestError` when ``videos_dir`` is not a readable folder; everything inside it that
     cannot be read is an entry with a ``problem``.
     """
@@ -84,7 +86,7 @@ def scan_videos(
         raise ManifestError(f"{param} = {str(root)!r}: permission denied; make the folder readable")
     cache = cache or {}
     entries: list[Entry] = []
-    new_cache: dict[str, Any] = {}
+    new_cache = {} if new_cache is None else new_cache
     visited: set[tuple[int, int]] = set()
 
     def walk_error(err: OSError) -> None:
@@ -186,8 +188,18 @@ def write_manifest(
     *,
     param: str = "videos",
 ) -> pd.DataFrame:
-    """Scan ``videos_dir``; write the manifest CSV, the report JSON and the digest cache."""
-    entries, cache = scan_videos(videos_dir, param=param, cache=read_cache(cache_file))
+    """Scan ``videos_dir``; write the manifest CSV, the report JSON and the digest cache.
+
+    Interrupted (Ctrl-C), it still writes the digests computed so far into the cache, so that
+    the next run re-hashes only the rest (hours of reading on ActivityNet).
+    """
+    old_cache = read_cache(cache_file)
+    cache: dict[str, Any] = {}
+    try:
+        entries, _ = scan_videos(videos_dir, param=param, cache=old_cache, new_cache=cache)
+    except KeyboardInterrupt:
+        write_json(cache_file, {"version": CACHE_VERSION, "files": old_cache | cache}, indent=None)
+        raise
     frame = manifest_frame(entries)
     write_csv(manifest, frame)
     bad = frame[frame["problem"] != ""]
