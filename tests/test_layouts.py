@@ -202,27 +202,37 @@ def test_features_from_a_release_name_in_one_command(repo, layout, tmp_path):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params.update(clip_len=8, datasets={"target": dataset})
     params["pretrain"]["runs"] = {}
-    # tiny frames and crops keep the test fast: crop 16 for a release trained at 112 is refused
-    # (tsp_pretrain.models.crop) unless the check is off on purpose, as here and in the route
-    # below that shows the refusal
-    params["encoder"] = {"backbone": "r2plus1d_18", "weights": RELEASE, "crop_check": False}
+    # tiny frames and crops keep the test fast; crop 16 for a release trained at 112 is refused
+    # (tsp_pretrain.models.crop) unless the check is off on purpose
+    params["encoder"] = {"backbone": "r2plus1d_18", "weights": RELEASE, "crop_check": True}
     params["decode"] |= {"short_side": 20, "workers": 1}
     params["transform"]["crop_size"] = 16
     params["extract"]["stride"] = 4
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
-    done = subprocess.run(
-        ["dvc", "repro", "extract@initial"],
-        cwd=root,
-        env=dvc_env(TORCH_HOME=str(torch_home)),
-        capture_output=True,
-        text=True,
-    )
+    def repro() -> subprocess.CompletedProcess:
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        return subprocess.run(
+            ["dvc", "repro", "extract@initial"],
+            cwd=root,
+            env=dvc_env(TORCH_HOME=str(torch_home)),
+            capture_output=True,
+            text=True,
+        )
+
+    log = ""
+    if layout == sorted(LAYOUTS)[0]:  # once: the refusal, at the stage that cuts the clips
+        refused = repro()
+        assert refused.returncode != 0
+        assert "trained on 112 x 112 crops, but transform.crop_size is 16" in refused.stderr
+        assert "encoder.crop_check: false" in refused.stderr and "Traceback" not in refused.stderr
+        log = refused.stdout  # the stages before extraction ran then
+    params["encoder"]["crop_check"] = False
+    done = repro()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    ran = {
-        line.split("'")[1] for line in done.stdout.splitlines() if line.startswith("Running stage")
-    }
+    log += done.stdout
+    ran = {line.split("'")[1] for line in log.splitlines() if line.startswith("Running stage")}
     assert ran <= {
+        "check",
         "videos@target",
         "annotations@target",
         "decode@target",

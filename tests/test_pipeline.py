@@ -212,7 +212,11 @@ def test_repro_then_exp_run_with_another_clip_len(clone):
     _assert_up_to_date(clone)
     again = run(["dvc", "repro"], clone)  # same videos: same manifests, nothing else re-runs
     ran = [line for line in again.splitlines() if line.startswith("Running stage")]
-    assert sorted(ran) == ["Running stage 'videos@pretrain':", "Running stage 'videos@target':"]
+    assert sorted(ran) == [
+        "Running stage 'check':",
+        "Running stage 'videos@pretrain':",
+        "Running stage 'videos@target':",
+    ]
     _assert_training_is_reproducible(clone)
     _assert_killed_runs_resume_to_identical_outputs(clone)
 
