@@ -55,3 +55,22 @@ def test_a_mismatch_is_refused_with_the_keys_to_change():
     check_crop(112, 112, "models/initial.pt", enabled=True)  # the same crop
     check_crop(None, 32, "models/initial.pt", enabled=True)  # unknown: nothing to check
     check_crop(112, 32, "models/initial.pt", enabled=False)  # off on purpose
+
+
+class _Trap:
+    """Unpickling this runs ``touch`` on a file: what a checkpoint read with weights_only=False
+    would do."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (str(self.path), "w"))
+
+
+def test_reading_the_crop_executes_nothing_in_the_file(tmp_path):
+    trap = tmp_path / "was-executed"
+    path = tmp_path / "enc.pt"
+    torch.save({"crop_size": 112, "extra": _Trap(trap)}, path)
+    assert file_crop(path) is None  # refused as the weights loader refuses it
+    assert not trap.exists()

@@ -39,7 +39,7 @@ from tsp_pretrain.atomic import atomic_path, write_csv
 from tsp_pretrain.data.sampling import overlaps_lost, sliding_windows
 from tsp_pretrain.data.transforms import EvalPreset
 from tsp_pretrain.digest import code_digest, file_digest
-from tsp_pretrain.features.outputs import FEATURE_EXT, META_FILE, MISSING_FILE, write_derived
+from tsp_pretrain.features.outputs import META_FILE, MISSING_FILE, feature_file, write_derived
 from tsp_pretrain.features.shards import (
     SHARDS_DIR,
     Shard,
@@ -147,12 +147,6 @@ def feature_settings(
     if channels_last_3d:
         settings["channels_last_3d"] = True
     return settings
-
-
-def feature_file(filename: str) -> str:
-    """A video's feature file: its video file's stem + ``.npy`` (``v_<id>.npy`` on ActivityNet,
-    as localizers expect)."""
-    return f"{Path(filename).stem}{FEATURE_EXT}"
 
 
 def frames_record(stored: StoredVideo) -> str:

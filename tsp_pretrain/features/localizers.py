@@ -37,13 +37,19 @@ import json
 import logging
 import os
 from collections import Counter
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from tsp_pretrain.atomic import write_json, write_text
-from tsp_pretrain.features.outputs import FEATURE_EXT, H5_FILE, META_FILE, MISSING_FILE
+from tsp_pretrain.features.outputs import (
+    FEATURE_EXT,
+    H5_FILE,
+    META_FILE,
+    MISSING_FILE,
+    feature_file,
+)
 from tsp_pretrain.tables import AnnotationTables, read_annotations
 
 log = logging.getLogger(__name__)
@@ -251,7 +257,7 @@ def _check_feature_names(
     expected: list[str], filenames: pd.Series, folder: Path, prefix: str
 ) -> None:
     """The extraction names features after the video file: that must be ``<prefix><id>.npy``."""
-    named = [f"{PurePosixPath(f).stem}{FEATURE_EXT}" for f in filenames]
+    named = [feature_file(f) for f in filenames]
     wrong = [(e, n) for e, n in zip(expected, named, strict=True) if e != n]
     if wrong:
         examples = ", ".join(f"{n} (not {e})" for e, n in wrong[:3])

@@ -42,6 +42,14 @@ META_FILE = "meta.json"
 MISSING_FILE = "missing_files.txt"
 H5_FILE = "features.hdf5"
 FEATURE_EXT = ".npy"
+
+
+def feature_file(filename: str) -> str:
+    """A video's feature file: its video file's stem + ``.npy`` (``v_<id>.npy`` on ActivityNet,
+    as localizers expect). The one naming rule: extraction writes it, the hand-off checks it."""
+    return f"{Path(filename).stem}{FEATURE_EXT}"
+
+
 # The annotation stage's report (tsp_pretrain.annotations.schema.Report.write) and the action it
 # records for a video it leaves out of the tables entirely (missing or unreadable file, or an id
 # listed with conflicting content); segment-level problems use other actions.

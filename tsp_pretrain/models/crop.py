@@ -14,12 +14,13 @@ at. An arbitrary checkpoint file has no known crop and is not checked.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
-import torch
 import torchvision
 
 from tsp_pretrain.models.registry import get_backbone
+from tsp_pretrain.models.weights import WeightsError, load_checkpoint
 
 #: The crop of every official TSP release (the official training and extraction scripts).
 RELEASE_CROP = 112
@@ -46,12 +47,17 @@ def torchvision_crop(backbone: str, weights_name: str) -> int | None:
 
 
 def file_crop(path: str | Path) -> int | None:
-    """The crop recorded in an encoder file this project wrote; None for any other file."""
+    """The crop recorded in an encoder file this project wrote; None for any other file.
+
+    Read as the weights loader reads checkpoints (:func:`~tsp_pretrain.models.weights.
+    load_checkpoint`: nothing in the file is executed); a file it cannot read has no known crop
+    (the loader itself reports it when the weights are loaded).
+    """
     try:
-        state = torch.load(Path(path), map_location="cpu", weights_only=False)
-    except Exception:  # not a torch file of ours: the weights loader reports real problems
+        state = load_checkpoint(path)
+    except WeightsError:
         return None
-    if isinstance(state, dict) and isinstance(state.get(CROP_KEY), int):
+    if isinstance(state, Mapping) and isinstance(state.get(CROP_KEY), int):
         return state[CROP_KEY]
     return None
 

@@ -119,13 +119,13 @@ def torchvision_state_dict(spec: BackboneSpec, weights_name: str) -> dict[str, t
 _REFUSED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
 
 
-def read_checkpoint(path: str | Path) -> Mapping[str, torch.Tensor]:
-    """The state dict stored in ``path``: either the file itself or its ``"model"`` entry.
+def load_checkpoint(path: str | Path) -> object:
+    """What a checkpoint file holds, loaded with ``weights_only=True`` (no arbitrary code from
+    pickles); errors are :class:`WeightsError` naming the file.
 
-    Loaded with ``weights_only=True`` (no arbitrary code from pickles); ``argparse.Namespace`` is
-    allowed because the official TSP training checkpoints store their arguments that way: it is
-    rebuilt as a plain Namespace of its stored values (nothing is called) and then ignored, like
-    every entry but the state dict. Any other class in the file is refused, and the error names it.
+    ``argparse.Namespace`` is allowed because the official TSP training checkpoints store their
+    arguments that way: it is rebuilt as a plain Namespace of its stored values (nothing is
+    called). Any other class in the file is refused, and the error names it.
     """
     path = Path(path)
     if not path.is_file():
@@ -143,6 +143,13 @@ def read_checkpoint(path: str | Path) -> Mapping[str, torch.Tensor]:
                 f"checkpoint without it, e.g. with that entry converted to plain values."
             ) from err
         raise WeightsError(f"{path}: not a loadable torch checkpoint ({err})") from err
+    return obj
+
+
+def read_checkpoint(path: str | Path) -> Mapping[str, torch.Tensor]:
+    """The state dict stored in ``path``: either the file itself or its ``"model"`` entry
+    (:func:`load_checkpoint`; every other entry is ignored)."""
+    obj = load_checkpoint(path)
     if isinstance(obj, Mapping) and isinstance(obj.get("model"), Mapping):
         obj = obj["model"]
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
