@@ -11,9 +11,10 @@ videos that are new or whose stored frames changed, and deletes the features of 
 in the dataset (`tsp_pretrain.features.extract.features_are_current`).
 
 Sharded (README, "Sharded extraction"): `--shard i --num-shards n` (or `extract.shard` /
-`extract.num_shards`, or torchrun's RANK / WORLD_SIZE) extracts shard i's share into
-`<out>/.shards/i-of-n/`; `--merge --num-shards n` then checks the shards and writes `<out>`, byte-
-identical to a single-process run.
+`extract.num_shards`, or torchrun's RANK / WORLD_SIZE, or a SLURM array's task:
+`tsp_pretrain.sharding.resolve_shard`) extracts shard i's share into `<out>/.shards/i-of-n/`;
+`--merge --num-shards n` then checks the shards and writes `<out>`, byte-identical to a
+single-process run.
 """
 
 from __future__ import annotations
@@ -36,10 +37,10 @@ from tsp_pretrain.features.extract import (
 )
 from tsp_pretrain.features.localizers import write_localizer_annotations
 from tsp_pretrain.features.outputs import annotated_but_skipped, encoder_description
-from tsp_pretrain.features.shards import resolve_shard
 from tsp_pretrain.logs import setup_logging
 from tsp_pretrain.models.crop import CROP_KEY, check_crop
 from tsp_pretrain.models.encoder import build_encoder
+from tsp_pretrain.sharding import resolve_shard
 from tsp_pretrain.tables import read_annotations
 from tsp_pretrain.training.checkpoint import load_encoder_file
 from tsp_pretrain.video.store import FrameStore

@@ -220,6 +220,16 @@ class DecodeParams(Section):
         le=1,
         description="a video with corrupt stretches is kept when at least this fraction decodes",
     )
+    # Sharding over machines (tsp_pretrain.video.shards; README "Sharded decoding"). With
+    # num_shards 1 the shard comes from torchrun's RANK / WORLD_SIZE or a SLURM array's task.
+    shard: int = Field(0, ge=0, description="this process's shard, 0 .. num_shards - 1")
+    num_shards: int = Field(1, ge=1, description="1: one process writes the frame store")
+
+    @model_validator(mode="after")
+    def _check_shard(self) -> DecodeParams:
+        if self.shard >= self.num_shards:
+            raise ValueError(f"decode.shard {self.shard} must be < num_shards {self.num_shards}")
+        return self
 
     @property
     def stored_short_side(self) -> int | None:
@@ -371,8 +381,8 @@ class ExtractParams(Section):
         "auto", description="autocast dtype; auto: float16 on CUDA, float32 (no autocast) on CPU"
     )
     channels_last_3d: bool = Field(False, description="channels-last 3D memory format (CUDA)")
-    # Sharding over GPUs / machines (tsp_pretrain.features.shards; README). Under torchrun the
-    # shard is RANK of WORLD_SIZE when num_shards is 1.
+    # Sharding over GPUs / machines (tsp_pretrain.features.shards; README). With num_shards 1
+    # the shard comes from torchrun's RANK / WORLD_SIZE or a SLURM array's task.
     shard: int = Field(0, ge=0, description="this process's shard, 0 .. num_shards - 1")
     num_shards: int = Field(1, ge=1, description="1: one process writes the feature folder")
 

@@ -22,6 +22,7 @@ short side of 128 stores 128 x 228, whose 112 crop sees 49% of the width instead
 
 :func:`decode_dataset` runs over a videos table in parallel processes, skips videos already decoded
 with the same settings (resumable), and reports, never crashes on, unreadable or truncated files.
+:mod:`tsp_pretrain.video.shards` splits it over machines (shards, then a merge).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from tsp_pretrain.atomic import write_json
 from tsp_pretrain.digest import file_digest
 from tsp_pretrain.pools import process_pool
 from tsp_pretrain.video.official import STANDARD_FPS, bilinear_resize, subsampling_step
@@ -533,17 +535,86 @@ def check_disk_space(out_dir: Path, videos: pd.DataFrame, settings: StoreSetting
     )
 
 
-def _is_current(entry: StoredVideo | None, job: DecodeJob, out_dir: Path) -> bool:
+def is_current(entry: StoredVideo | None, job: DecodeJob, out_dir: str | Path) -> bool:
+    """Whether ``entry`` (of the store ``out_dir``) can be reused for ``job`` instead of decoding:
+    the same settings, its file present, the same source file and content (digest).
+
+    The one reuse rule: :func:`decode_dataset` asks it of every video, and so does a shard of the
+    decode stage of the videos in the merged store (:mod:`tsp_pretrain.video.shards`).
+    """
     if entry is None or entry.settings != job.settings:
         return False
     source = Path(job.source)
     return (
-        (out_dir / entry.file).is_file()
+        (Path(out_dir) / entry.file).is_file()
         and source.is_file()
         # stores made before the index kept subfolders recorded the bare file name
         and entry.source in (job.recorded_source, source.name)
         and entry.source_digest == file_digest(source)
     )
+
+
+def decode_jobs(
+    videos: pd.DataFrame,
+    videos_dir: str | Path,
+    out_dir: str | Path,
+    settings: StoreSettings,
+    min_readable_fraction: float = 0.5,
+) -> list[DecodeJob]:
+    """One job per row of ``videos`` (columns video_id, filename, duration), in table order."""
+    return [
+        DecodeJob(
+            r.video_id,
+            str(Path(videos_dir) / r.filename),
+            float(r.duration),
+            str(out_dir),
+            settings,
+            min_readable_fraction,
+            source_name=r.filename,
+        )
+        for r in videos.itertuples(index=False)
+    ]
+
+
+def stored_entries(out_dir: str | Path) -> dict[str, StoredVideo]:
+    """The store's entries: its ``index.json`` and the entry files of a killed run, read only."""
+    index = read_index(out_dir)
+    index.update(read_pending_entries(out_dir))
+    return index
+
+
+def reused_entry(entry: StoredVideo, job: DecodeJob) -> StoredVideo:
+    """``entry``, reused for ``job``, as the index records it: with the source the table gives
+    (an entry made before the index kept subfolders gets the full path)."""
+    return replace(entry, source=job.recorded_source)
+
+
+def current_entries(
+    jobs: list[DecodeJob], entries: dict[str, StoredVideo], out_dir: str | Path
+) -> dict[str, StoredVideo]:
+    """The jobs' videos that ``entries`` (of the store ``out_dir``) hold current
+    (:func:`is_current`), as :func:`decode_dataset` would reuse them (:func:`reused_entry`)."""
+    return {
+        job.video_id: reused_entry(entries[job.video_id], job)
+        for job in jobs
+        if is_current(entries.get(job.video_id), job, out_dir)
+    }
+
+
+def sort_report(report: DecodeReport, jobs: list[DecodeJob]) -> None:
+    """Sort the report's lists in the order of the videos table: a run with several workers
+    finishes videos in any order, and the report must not depend on it."""
+    position = {job.video_id: k for k, job in enumerate(jobs)}
+    report.decoded.sort(key=position.__getitem__)
+    report.reused.sort(key=position.__getitem__)
+    report.skipped.sort(key=lambda s: position[s["video_id"]])
+    report.damaged.sort(key=lambda d: position[d["video_id"]])
+
+
+def write_report(path: str | Path, settings: StoreSettings, report: DecodeReport) -> None:
+    """The decode stage's report file: the settings, then :meth:`DecodeReport.to_json`."""
+    document = {"settings": vars(settings), **report.to_json()}
+    write_json(path, document, indent=1, sort_keys=False)
 
 
 def decode_dataset(
@@ -569,35 +640,25 @@ def decode_dataset(
     written to a small file of its own (:func:`tsp_pretrain.video.store.write_pending_entry`), and
     ``index.json`` is written twice per run, at the start (what is reused) and at the end (the
     complete index, entry files deleted), also when the run stops on an exception. A killed run's
-    entry files are merged when the next run starts, so it resumes where it stopped.
+    entry files are merged when the next run starts, so it resumes where it stopped. The
+    report's lists follow the table's order, whatever the number of workers.
     """
     if settings.method == "official":
         subsampling_step(settings.frame_rate)  # an unsupported rate fails before any work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    index = read_index(out_dir)
-    index.update(read_pending_entries(out_dir))  # videos a killed run finished
+    index = stored_entries(out_dir)  # with the videos a killed run finished
     report = DecodeReport()
-    jobs = [
-        DecodeJob(
-            r.video_id,
-            str(Path(videos_dir) / r.filename),
-            float(r.duration),
-            str(out_dir),
-            settings,
-            min_readable_fraction,
-            source_name=r.filename,
-        )
-        for r in videos.itertuples(index=False)
-    ]
+    jobs = decode_jobs(videos, videos_dir, out_dir, settings, min_readable_fraction)
     wanted = {job.video_id for job in jobs}
     for vid in sorted(set(index) - wanted):  # their files go in the sweep below
         index.pop(vid)
         report.removed.append(vid)
+    current = current_entries(jobs, index, out_dir)
     todo = []
     for job in jobs:
-        if _is_current(index.get(job.video_id), job, out_dir):
-            index[job.video_id] = replace(index[job.video_id], source=job.recorded_source)
+        if job.video_id in current:
+            index[job.video_id] = current[job.video_id]
             report.reused.append(job.video_id)
         else:
             index.pop(job.video_id, None)
@@ -660,4 +721,5 @@ def decode_dataset(
     finally:  # the complete index, once, whatever stopped the loop
         commit_index(out_dir, index)
         bar.close()
+    sort_report(report, jobs)
     return report
