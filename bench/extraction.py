@@ -64,18 +64,16 @@ def measure(name: str, root: Path, table: pd.DataFrame, workers: list[int]) -> N
     torch.manual_seed(0)
     encoder = build_encoder(cfg["backbone"], "none").module.eval()
     common = dict(clip_len=cfg["clip_len"], stride=cfg["stride"], crop_size=cfg["crop"])
-    batches = [
-        clips
-        for _, clips, _ in VideoBatches(store, list(table["video_id"]), batch_size=8, **common)
-    ]
-    clips = sum(len(b) for b in batches)
+    dataset = VideoBatches(store, list(table["video_id"]), batch_size=8, **common)
+    batches = [(clips, windows) for _, clips, windows, _ in dataset]
+    clips = sum(len(b) for b, _ in batches)
     cpu = torch.device("cpu")
-    encode_batch(encoder, batches[0], cpu, torch.float32)  # warm-up
+    encode_batch(encoder, dataset.transform, *batches[0], cpu, torch.float32)  # warm-up
 
     def model_alone() -> float:
         start = time.perf_counter()
         for batch in batches:
-            encode_batch(encoder, batch, cpu, torch.float32)
+            encode_batch(encoder, dataset.transform, *batch, cpu, torch.float32)
         return clips / (time.perf_counter() - start)
 
     print(f"{name}: {len(table)} videos, {clips} clips", flush=True)

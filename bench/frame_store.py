@@ -43,7 +43,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from tsp_pretrain.data.transforms import TrainPreset
+from tsp_pretrain.data.transforms import ClipTransform
 from tsp_pretrain.video.decode import decode_dataset, decode_frames
 from tsp_pretrain.video.store import FrameStore, StoreSettings
 
@@ -127,7 +127,7 @@ def _read_clips(
     """
     torch.set_num_threads(1)  # as in a DataLoader worker: one core per reading process
     store = FrameStore(store_dir)
-    preset = TrainPreset(crop_size=112) if transform else None
+    preset = ClipTransform(crop_size=112, layout=store.layout) if transform else None
     rng = np.random.default_rng(seed)
     ids = store.video_ids
     if start is not None:
@@ -135,9 +135,10 @@ def _read_clips(
     wall, cpu = time.perf_counter(), time.process_time()
     for _ in range(num_clips):
         video = store.open(ids[rng.integers(len(ids))])
-        clip = video.read_clip(int(rng.integers(0, video.num_frames - 16)), 16)
-        if preset is not None:
-            preset(clip)
+        clip = video.read_stored(int(rng.integers(0, video.num_frames - 16)), 16)
+        if preset is not None:  # the whole training transform, the device's part on this CPU
+            window = preset.window(True, video.entry.height, video.entry.width)
+            preset.to_model(torch.from_numpy(preset.crop(clip, window))[None], window[None])
     return time.perf_counter() - wall, time.process_time() - cpu
 
 
@@ -253,7 +254,6 @@ _CHILD = """
 import json, sys
 import numpy as np, pandas as pd
 from pathlib import Path
-from tsp_pretrain.data.transforms import TrainPreset
 from tsp_pretrain.video.decode import decode_dataset, decode_frames
 from tsp_pretrain.video.store import FrameStore, StoreSettings
 
@@ -273,10 +273,10 @@ if phase == "decode":
     decode_dataset(table, src.parent, out, StoreSettings(15, 128, store), progress=False)
 else:
     video = FrameStore(out).open("v")
-    total = sum(int(f[0, 0, 0]) for f in video.iter_frames())
+    total = sum(int(f.flat[0]) for f in video.iter_stored())
     rng = np.random.default_rng(0)
     for _ in range(200):
-        video.read_clip(int(rng.integers(0, video.num_frames - 16)), 16)
+        video.read_stored(int(rng.integers(0, video.num_frames - 16)), 16)
 peak = status("VmHWM")
 print(json.dumps({"after imports MB": base / 1024, "peak MB": peak / 1024,
                   "growth MB": (peak - base) / 1024}))

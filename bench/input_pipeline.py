@@ -1,20 +1,35 @@
-"""Benchmark: the training input pipeline alone (clips/s ready on the host, no model).
+"""Benchmark: the training input pipeline alone (random training clips per second, no model).
 
-At the paper's settings: random 16-frame clips, 112 x 112 after the training transform (random
-crop, flip, normalise: ``TrainPreset``), read from a frame store at the recipe's size
-(``frame_size`` 128 x 171, 15 fps), npy and mp4 stores, through the project's own
-``ClipDataset`` and a torch ``DataLoader`` with 1, 2, 4, ... workers up to the cores available.
-The floor is a plain sequential PyAV decode of the same source files (resampled to 15 fps and
-resized to 128 x 171 as the store does, cut into consecutive 16-frame clips): what reading
-without a frame store would give at best. Also measured in the same run: the mp4 store's raw
-clip reads in one process with the decoder's threads at FFmpeg's default (one per core, as the
-reader did before) and at one (``StoredFrames.DECODE_THREADS``, now).
+At the paper's settings: random 16-frame clips read from a frame store at the recipe's size
+(``frame_size`` 128 x 171, 15 fps), cropped to 112 x 112 with a random flip, through the
+project's own ``ClipDataset`` and a torch ``DataLoader`` with 1, 2, ... workers up to the cores
+available, side by side in one run:
+
+- ``npy``: the raw store;
+- ``mp4``: the mp4 store as it is now (CAVLC coding; the workers decode YUV and crop it; colour
+  conversion, flips and normalisation run on the batch where the model is,
+  :class:`tsp_pretrain.data.transforms.ClipTransform`);
+- ``mp4 before``: the mp4 store as it was (CABAC coding; a container opened per clip; swscale's
+  RGB conversion of every decoded frame and torchvision's per-clip transform in the worker),
+  rebuilt here from the same parts for the comparison;
+- ``mp4 444`` and ``mp4 444 before``: the same two at the ActivityNet preset's CRF 8 in yuv444p
+  (the default above is CRF 18 in yuv420p);
+- the floor: a plain sequential PyAV decode of the source files (resampled and resized as the
+  store does, cut into consecutive 16-frame clips), what reading without a frame store gives.
+
+The workers' output is a batch of uint8 crops; turning it into the model's float input is timed
+separately (``device step``: on this CPU here, on a GPU in ``bench/gpu_check.py``). Unless
+``--max-open`` says otherwise, every clip opens its container (``max_open=0``): clips drawn at
+random from thousands of videos almost never hit a cache of a few open ones, and 3 source videos
+would make every read a hit. The levers are measured one by one in one process: the entropy
+coder, the colour conversion, the container cache, the keyframe interval; and the share of clips
+that could share a decode with another clip of their batch is computed for ActivityNet's size.
 
 The sources come from ``bench/frame_store.py``'s realistic renderer (640x360 30 fps, textured,
 panning, noisy, x264 CRF 23): ``--videos`` of ``--seconds`` each. Rates are after the first
 batch (worker start-up excluded); per-core rate = clips/s / workers.
 
-    python bench/input_pipeline.py [--videos 3 --seconds 20 --clips 480]
+    python bench/input_pipeline.py [--videos 3 --seconds 20 --clips 960 --cores 2]
 """
 
 from __future__ import annotations
@@ -25,18 +40,27 @@ import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import pandas as pd
 import torch
 from frame_store import RECIPE_SIZE, realistic_source
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
+from torchvision import tv_tensors
+from torchvision.transforms import v2
 
-from tsp_pretrain.data.clips import ClipDataset, clip_keys
-from tsp_pretrain.data.transforms import EvalPreset, TrainPreset
+from tsp_pretrain.data.clips import ClipDataset, ClipKey, clip_keys
+from tsp_pretrain.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
+from tsp_pretrain.video import encode as encode_module
+from tsp_pretrain.video import store as store_module
 from tsp_pretrain.video.decode import decode_dataset, decode_frames
-from tsp_pretrain.video.store import FrameStore, StoredFrames, StoreSettings
+from tsp_pretrain.video.store import FrameStore, StoreSettings
 
-CLIP_LEN, CROP, FRAME_RATE = 16, 112, 15
+CLIP_LEN, CROP, FRAME_RATE, BATCH = 16, 112, 15, 32
+#: ActivityNet's training set and the recipe's batch, for the shared-decode estimate.
+ANET_TRAIN_VIDEOS, ANET_CLIPS_PER_VIDEO = 10_024, 50
+#: The ActivityNet preset's mp4 store (CRF and pixel format: docs/frame-store.md, "Fidelity").
+ANET_FMT = "8:yuv444p"
 
 
 def worker_counts(cores: int) -> list[int]:
@@ -48,6 +72,95 @@ def worker_counts(cores: int) -> list[int]:
     return [*counts, cores]
 
 
+class BeforeDataset(Dataset):
+    """The mp4 reader and transform as they were: open, seek, swscale RGB per frame, torchvision
+    per clip (float clips out of the worker)."""
+
+    def __init__(self, store: FrameStore) -> None:
+        self.store = store
+        self.preset = v2.Compose(
+            [
+                v2.RandomCrop(CROP),
+                v2.RandomHorizontalFlip(),
+                v2.ToDtype(torch.float32, scale=True),
+                v2.Normalize(KINETICS_MEAN, KINETICS_STD),
+            ]
+        )
+
+    def __getitem__(self, key: ClipKey) -> dict[str, torch.Tensor]:
+        video = self.store.open(key.video_id)
+        h, w, first = video.entry.height, video.entry.width, key.start_frame
+        frames = []
+        with av.open(str(video.path)) as container:
+            stream = container.streams.video[0]
+            stream.codec_context.thread_count = 1
+            container.seek(int(first / FRAME_RATE / stream.time_base), stream=stream)
+            for frame in container.decode(stream):
+                index = round(frame.time * FRAME_RATE)
+                if index >= first + CLIP_LEN:
+                    break
+                if index >= first:
+                    frames.append(frame.to_ndarray(format="rgb24")[:h, :w])
+        torch.manual_seed(key.seed)
+        clip = tv_tensors.Video(torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2))
+        return {"clips": self.preset(clip).as_subclass(torch.Tensor).permute(1, 0, 2, 3)}
+
+
+def sample_keys(store: FrameStore, count: int, seed: int) -> list[ClipKey]:
+    """``count`` random training clips (seeded per clip, as the training loop's workers do)."""
+    rng = np.random.default_rng(seed)
+    ids = store.video_ids
+    vids = [ids[i] for i in rng.integers(len(ids), size=count)]
+    starts = [int(rng.integers(0, store.entries[v].num_frames - CLIP_LEN)) for v in vids]
+    samples = pd.DataFrame({"video_id": vids, "start_frame": starts, "action": 0, "region": 0})
+    return clip_keys(samples, train=True, seeds=range(count))
+
+
+def loader_rate(dataset: Dataset, keys: list[ClipKey], workers: int) -> float:
+    """Clips/s a DataLoader with ``workers`` workers delivers, after its first batch."""
+    batches = [keys[i : i + BATCH] for i in range(0, len(keys) - BATCH + 1, BATCH)]
+    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers)
+    it = iter(loader)
+    next(it)
+    start, count = time.perf_counter(), 0
+    for batch in it:
+        count += len(batch["clips"])
+    return count / (time.perf_counter() - start)
+
+
+def device_step_rate(store: FrameStore, keys: list[ClipKey]) -> float:
+    """Clips/s of :meth:`ClipTransform.to_model` on this CPU, on batches the workers made."""
+    dataset = ClipDataset(store, CLIP_LEN, ClipTransform(crop_size=CROP, layout=store.layout))
+    batches = [
+        torch.utils.data.default_collate([dataset[k] for k in keys[i : i + BATCH]])
+        for i in range(0, 4 * BATCH, BATCH)
+    ]
+    start = time.perf_counter()
+    for batch in batches:
+        dataset.transform.to_model(batch["clips"], batch["window"])
+    return 4 * BATCH / (time.perf_counter() - start)
+
+
+def raw_read_rate(store: FrameStore, keys: list[ClipKey], rgb: bool = False) -> float:
+    """Raw clip reads per second in one process (``rgb``: converted by swscale per frame)."""
+    start = time.perf_counter()
+    for key in keys:
+        video = store.open(key.video_id)
+        if rgb:
+            with av.open(str(video.path)) as container:
+                stream = container.streams.video[0]
+                stream.codec_context.thread_count = 1
+                first = key.start_frame
+                container.seek(int(first / FRAME_RATE / stream.time_base), stream=stream)
+                for frame in container.decode(stream):
+                    if round(frame.time * FRAME_RATE) >= first + CLIP_LEN:
+                        break
+                    frame.to_ndarray(format="rgb24")
+        else:
+            video.read_stored(key.start_frame, CLIP_LEN)
+    return len(keys) / (time.perf_counter() - start)
+
+
 def floor_rate(sources: list[Path]) -> float:
     """Clips/s of a plain sequential decode of the sources (15 fps, 128 x 171), one process."""
     start, frames = time.perf_counter(), 0
@@ -56,50 +169,68 @@ def floor_rate(sources: list[Path]) -> float:
     return frames / CLIP_LEN / (time.perf_counter() - start)
 
 
-def loader_rate(store: FrameStore, num_clips: int, workers: int, batch_size: int) -> float:
-    """Clips/s a DataLoader with ``workers`` workers delivers, after its first batch."""
-    rng = np.random.default_rng(workers)
-    ids = store.video_ids
-    vids = [ids[i] for i in rng.integers(len(ids), size=num_clips + batch_size)]
-    starts = [int(rng.integers(0, store.entries[v].num_frames - CLIP_LEN)) for v in vids]
-    samples = pd.DataFrame({"video_id": vids, "start_frame": starts, "action": 0, "region": 0})
-    # keyed as the training loop keys them: each clip's crop seeded (what worker processes need)
-    keys = clip_keys(samples, train=True, seeds=range(len(samples)))
-    batches = [keys[i : i + batch_size] for i in range(0, len(keys), batch_size)]
-    preset = TrainPreset(crop_size=CROP)
-    dataset = ClipDataset(store, CLIP_LEN, preset, EvalPreset(crop_size=CROP))
-    loader = DataLoader(dataset, batch_sampler=batches, num_workers=workers)
-    it = iter(loader)
-    first = next(it)
-    assert tuple(first["clips"].shape) == (batch_size, 3, CLIP_LEN, CROP, CROP)
-    start, count = time.perf_counter(), 0
-    for batch in it:
-        count += len(batch["clips"])
-    return count / (time.perf_counter() - start)
+def build_store(
+    table, src, out, kind: str, keyint: int = 16, cabac: bool = False, fmt: str = "18:yuv420p"
+) -> FrameStore:
+    """Decode the sources into a store; mp4 coded with ``keyint``, ``cabac`` and ``fmt`` (CRF and
+    pixel format) as asked."""
+    real_options, real_keyint = encode_module.x264_options, store_module.MP4_KEYINT
 
+    def options(crf, **kwargs):
+        return real_options(crf, **{**kwargs, "cabac": cabac})
 
-def raw_mp4_rate(store: FrameStore, num_clips: int, threads: int) -> float:
-    """Raw random clip reads per second from the mp4 store, one process, ``threads`` decoders."""
-    rng = np.random.default_rng(0)
-    old, StoredFrames.DECODE_THREADS = StoredFrames.DECODE_THREADS, threads
+    store_module.x264_options, store_module.MP4_KEYINT = options, keyint
     try:
-        videos = [store.open(v) for v in store.video_ids]
-        start = time.perf_counter()
-        for _ in range(num_clips):
-            video = videos[rng.integers(len(videos))]
-            video.read_array(int(rng.integers(0, video.num_frames - CLIP_LEN)), CLIP_LEN)
-        return num_clips / (time.perf_counter() - start)
+        crf, pix_fmt = fmt.split(":")
+        settings = StoreSettings(
+            FRAME_RATE, None, kind, frame_size=RECIPE_SIZE, mp4_crf=int(crf), mp4_pix_fmt=pix_fmt
+        )
+        decode_dataset(table, src, out, settings, workers=1, progress=False)
     finally:
-        StoredFrames.DECODE_THREADS = old
+        store_module.x264_options, store_module.MP4_KEYINT = real_options, real_keyint
+    return FrameStore(out, max_open=0)
+
+
+def shared_decode_share(videos: int, clips_per_video: int, batch: int, seed: int = 0) -> float:
+    """Share of clips, drawn as training draws them (every clip of every video, shuffled), that
+    have another clip of their video in their batch: what sharing a decode could save at most."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(np.repeat(np.arange(videos), clips_per_video))
+    shared = 0
+    for i in range(0, len(order) - batch + 1, batch):
+        _, counts = np.unique(order[i : i + batch], return_counts=True)
+        shared += int(counts[counts > 1].sum())
+    return shared / (len(order) // batch * batch)
+
+
+def measure_levers(table, src: Path, tmp: Path, keys: list[ClipKey]) -> list[dict]:
+    """Raw clip reads in one process, one lever changed at a time."""
+    rows = []
+    for keyint in (8, 16, 32):
+        for cabac in (True, False):
+            store = build_store(table, src, tmp / f"k{keyint}{cabac}", "mp4", keyint, cabac)
+            kb = sum(p.stat().st_size for p in store.root.glob("*.mp4")) / 1e3
+            frames = sum(e.num_frames for e in store.entries.values())
+            row = {"keyint": keyint, "coder": "CABAC" if cabac else "CAVLC"}
+            row["kB/frame"] = kb / frames
+            row["yuv clips/s"] = raw_read_rate(store, keys)
+            if keyint == 16:
+                row["swscale rgb clips/s"] = raw_read_rate(store, keys, rgb=True)
+                store.containers.size = 8  # every read of the 3 videos now hits the cache
+                row["yuv, containers kept open"] = raw_read_rate(store, keys)
+            rows.append(row)
+            print(row, flush=True)
+    return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--videos", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=20.0, help="per source video")
-    parser.add_argument("--clips", type=int, default=480, help="per measurement (mp4: / 4)")
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--clips", type=int, default=960, help="per measurement")
     parser.add_argument("--cores", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--max-open", type=int, default=0, help="containers kept per worker")
+    parser.add_argument("--no-levers", action="store_true", help="the DataLoader tables only")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the main process only collates: one core, like each worker
     counts = worker_counts(args.cores)
@@ -116,38 +247,70 @@ def main() -> None:
         )
         floor = floor_rate([src / f"{n}.mp4" for n in names])
         print(f"floor (sequential PyAV decode of the sources, 1 process): {floor:.1f} clips/s")
+        stores = {
+            "npy": build_store(table, src, tmp / "npy", "npy"),
+            "mp4": build_store(table, src, tmp / "mp4", "mp4"),
+            "mp4 before": build_store(table, src, tmp / "mp4b", "mp4", cabac=True),
+            "mp4 444": build_store(table, src, tmp / "m444", "mp4", fmt=ANET_FMT),
+            "mp4 444 before": build_store(table, src, tmp / "m444b", "mp4", True, fmt=ANET_FMT),
+        }
+        for store in stores.values():
+            store.containers.size = args.max_open
+        keys = sample_keys(stores["npy"], args.clips, seed=0)
         rows = []
-        for store_kind in ("npy", "mp4"):
-            out = tmp / store_kind
-            settings = StoreSettings(FRAME_RATE, None, store_kind, frame_size=RECIPE_SIZE)
-            decode_dataset(table, src, out, settings, workers=1, progress=False)
-            store = FrameStore(out)
-            clips = args.clips if store_kind == "npy" else max(args.clips // 4, 4 * args.batch_size)
-            if store_kind == "mp4":
-                for threads in (0, 1, 0, 1):  # alternated: the machine's load drifts
-                    rate = raw_mp4_rate(store, clips, threads)
-                    print(f"mp4 raw clip reads, 1 process, decoder threads={threads}: {rate:.1f}/s")
-            for workers in counts:
-                rate = loader_rate(store, clips, workers, args.batch_size)
-                rows.append(
-                    {
-                        "store": store_kind,
-                        "workers": workers,
-                        "clips/s": rate,
-                        "per core": rate / workers,
-                        "x floor": rate / floor,
-                    }
-                )
-                print(f"{store_kind} {workers} worker(s): {rate:.1f} clips/s", flush=True)
-    df = pd.DataFrame(rows)
-    df["x 1 worker"] = df["clips/s"] / df.groupby("store")["clips/s"].transform("first")
-    print(df.to_string(index=False, float_format=lambda x: f"{x:,.2f}"))
-    for store_kind, g in df.groupby("store"):
-        per_core = g["per core"].iloc[0]
-        print(
-            f"{store_kind}: {per_core:.0f} clips/s per worker (1 worker); at an assumed 500 "
-            f"clips/s consumed by one H100 training r2plus1d_34, {500 / per_core:.0f} cores"
+        for workers in counts:
+            for kind, store in stores.items():
+                if kind.endswith("before"):
+                    dataset = BeforeDataset(store)
+                else:
+                    transform = ClipTransform(crop_size=CROP, layout=store.layout)
+                    dataset = ClipDataset(store, CLIP_LEN, transform)
+                rate = loader_rate(dataset, keys, workers)
+                rows.append({"store": kind, "workers": workers, "clips/s": rate})
+                print(f"{kind} {workers} worker(s): {rate:.1f} clips/s", flush=True)
+        device = {k: device_step_rate(stores[k], keys) for k in ("npy", "mp4", "mp4 444")}
+        levers = (
+            pd.DataFrame()
+            if args.no_levers
+            else pd.DataFrame(measure_levers(table, src, tmp, keys[: max(args.clips // 4, 64)]))
         )
+    report(pd.DataFrame(rows), floor, device, levers)
+
+
+def report(df: pd.DataFrame, floor: float, device: dict[str, float], levers: pd.DataFrame) -> None:
+    """The tables and the cores-per-GPU model."""
+    df["per core"] = df["clips/s"] / df["workers"]
+    df["x floor"] = df["clips/s"] / floor
+    df["x 1 worker"] = df["clips/s"] / df.groupby("store")["clips/s"].transform("first")
+    fmt = {"float_format": lambda x: f"{x:,.2f}", "index": False}
+    print("\nDataLoader, random training clips (uint8 crops; mp4 before: float clips)")
+    print(df.to_string(**fmt))
+    for kind, rate in device.items():
+        print(f"device step (to_model) on this CPU, {kind}: {rate:,.0f} clips/s, one core")
+    if not levers.empty:
+        print("\nlevers, raw clip reads in one process")
+        print(levers.to_string(**fmt))
+    share = shared_decode_share(ANET_TRAIN_VIDEOS, ANET_CLIPS_PER_VIDEO, BATCH)
+    print(
+        f"\nshared decode: {share:.2%} of clips have another clip of their video in their batch "
+        f"of {BATCH} ({ANET_TRAIN_VIDEOS:,} videos x {ANET_CLIPS_PER_VIDEO} clips)"
+    )
+    one = df[df["workers"] == 1].set_index("store")["per core"]
+    print(
+        f"\nmp4 / npy per core (1 worker): {one['mp4'] / one['npy']:.2f}; mp4 now / before: "
+        f"{one['mp4'] / one['mp4 before']:.2f}; mp4 444 now / before: "
+        f"{one['mp4 444'] / one['mp4 444 before']:.2f}"
+    )
+    model = pd.DataFrame(
+        {
+            "per core (1 worker)": one,
+            "cores for 500 clips/s": 500 / one,
+            "cores for 1000 clips/s": 1000 / one,
+            "16 cores, clips/s": 16 * one,
+        }
+    )
+    print("\ncores per GPU at the 1-worker per-core rate (scaling model: linear in workers)")
+    print(model.to_string(float_format=lambda x: f"{x:,.1f}"))
 
 
 if __name__ == "__main__":

@@ -18,7 +18,6 @@ import pytest
 import torch
 from videos import write_video
 
-from tsp_pretrain.data.transforms import EvalPreset
 from tsp_pretrain.features import store as feature_store
 from tsp_pretrain.features.extract import (
     compute_dtype,
@@ -99,15 +98,6 @@ def single(store, tmp_path_factory):
     counts = extract_dataset(_encoder(), store, _videos(), out, settings=SETTINGS, **KWARGS)
     assert counts == {"extracted": 5, "reused": 0, "missing": 1}
     return _snapshot(out)
-
-
-@pytest.mark.parametrize(("crop", "size"), [(16, (20, 27)), (32, (20, 20)), (112, (128, 171))])
-def test_batched_eval_preset_equals_the_per_clip_preset(crop, size):
-    clips = torch.randint(0, 256, (4, 3, *size, 3), dtype=torch.uint8)
-    preset = EvalPreset(crop_size=crop)
-    per_clip = torch.stack([preset(clip) for clip in clips])
-    batched = preset.batch(clips)
-    assert torch.equal(per_clip, batched) and per_clip.stride() == batched.stride()
 
 
 def test_index_is_written_once_and_progress_records_are_constant_size(store, tmp_path, monkeypatch):

@@ -28,8 +28,20 @@ def test_gpu_check_tiny_on_cpu_prints_positive_figures():
         for phase in ("train", "extract")
         for name in ("model_only_clips_per_s", "with_transfer_clips_per_s", "transfer_ratio")
     }
+    for layout in ("rgb", "yuv420p"):
+        expected |= {
+            f"input.to_model_{layout}_clips_per_s",
+            f"input.copy_{layout}_clips_per_s",
+            f"input.bytes_per_clip_{layout}",
+        }
+    expected.add("input.bytes_per_clip_float32")
     assert set(figures) == expected  # no GPU memory lines on the CPU
     assert all(float(value) > 0 for value in figures.values())
+    assert "uint8 yuv420p crops" in lines[0]  # the mp4 store's layout by default
+    # --tiny: 4 frames of 32 x 32; yuv420p packs Y and two 17 x 17 chroma windows per frame
+    assert float(figures["input.bytes_per_clip_float32"]) == 4 * 3 * 32 * 32 * 4
+    assert float(figures["input.bytes_per_clip_rgb"]) == 4 * 32 * 32 * 3
+    assert float(figures["input.bytes_per_clip_yuv420p"]) == 4 * (32 * 32 + 2 * 17 * 17)
 
 
 def test_gpu_check_rejects_cuda_without_cuda_and_unknown_backbones():

@@ -229,9 +229,12 @@ def test_extraction_writes_one_array_per_video_and_resumes(store, tmp_path):
     table = clips[clips["video_id"] == "a"]
     assert table["t_start"].tolist() == pytest.approx(np.arange(len(table)) * 8 / 15, abs=1e-3)
     # deterministic, and equal to encoding a clip directly
-    from tsp_pretrain.data.transforms import EvalPreset
+    from tsp_pretrain.data.transforms import ClipTransform
 
-    clip = EvalPreset(crop_size=16)(store.read_clip("a", 8, 8))
+    video, transform = store.open("a"), ClipTransform(crop_size=16, layout=store.layout)
+    window = transform.window(False, video.entry.height, video.entry.width)
+    raw = torch.from_numpy(transform.crop(video.read_stored(8, 8), window))
+    clip = transform.to_model(raw[None], window[None])[0]
     with torch.inference_mode():
         direct = encoder.eval()(clip[None]).numpy()[0]
     np.testing.assert_allclose(features["a"][1], direct, rtol=1e-4, atol=1e-5)

@@ -2,7 +2,7 @@
 
 One reading path for everything that needs clips in random order (pretraining, training and
 validation); sequential extraction reads the same frame store through
-:meth:`tsp_pretrain.video.store.StoredFrames.iter_frames`.
+:meth:`tsp_pretrain.video.store.StoredFrames.iter_stored`.
 
 The dataset is indexed by :class:`ClipKey` rather than by a row number: a key carries all that
 an item depends on (which clip, train or eval transform, the random seed of its crop and flip), so
@@ -12,7 +12,7 @@ once, while each epoch's clips come from the batch sampler (:class:`KeyBatches`)
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -20,6 +20,7 @@ import pandas as pd
 import torch
 from torch.utils.data import Dataset, Sampler
 
+from tsp_pretrain.data.transforms import ClipTransform
 from tsp_pretrain.video.store import FrameStore
 
 
@@ -71,29 +72,34 @@ def check_samples(
 class ClipDataset(Dataset):
     """Clips of ``clip_len`` frames read from a frame store, indexed by :class:`ClipKey`.
 
-    ``train_transform`` serves keys with ``train=True``, ``eval_transform`` the others. ``gvf``
-    maps video ids to their global video feature; when given, each item carries its video's GVF.
+    An item is the clip's crop in the store's pixel layout (``clips``, uint8) and where it was
+    cut (``window``: top, left, flip), drawn by ``transform`` (random for keys with
+    ``train=True``, central otherwise); the batch becomes the model's input on its device
+    (:meth:`ClipTransform.to_model`, see :mod:`tsp_pretrain.data.transforms`). ``gvf`` maps video
+    ids to their global video feature; when given, each item carries its video's GVF.
     """
 
     def __init__(
         self,
         store: FrameStore,
         clip_len: int,
-        train_transform: Callable[[torch.Tensor], torch.Tensor],
-        eval_transform: Callable[[torch.Tensor], torch.Tensor],
+        transform: ClipTransform,
         gvf: Mapping[str, torch.Tensor] | None = None,
     ) -> None:
         self.store = store
         self.clip_len = clip_len
-        self.transforms = {True: train_transform, False: eval_transform}
+        self.transform = transform
         self.gvf = gvf
 
     def __getitem__(self, key: ClipKey) -> dict[str, torch.Tensor]:
-        clip = self.store.read_clip(key.video_id, int(key.start_frame), self.clip_len)
+        video = self.store.open(key.video_id)
+        raw = video.read_stored(int(key.start_frame), self.clip_len)
         if key.seed is not None:
             torch.manual_seed(key.seed)
+        window = self.transform.window(key.train, video.entry.height, video.entry.width)
         item = {
-            "clips": self.transforms[key.train](clip),
+            "clips": torch.from_numpy(self.transform.crop(raw, window)),
+            "window": window,
             "action": torch.tensor(key.action, dtype=torch.long),
             "region": torch.tensor(key.region, dtype=torch.long),
         }

@@ -2,7 +2,9 @@
 
 Each video is read front to back once (every frame decoded or read once), cut into windows of
 ``clip_len`` frames every ``stride`` frames (:func:`tsp_pretrain.data.sampling.sliding_windows`),
-transformed with the evaluation preset, encoded in batches, and written as one ``T x F`` array.
+cropped centrally in the loader's workers, made the model's input on its device (colour,
+normalisation: :class:`tsp_pretrain.data.transforms.ClipTransform`), encoded in batches, and
+written as one ``T x F`` array.
 
 What is reused is decided per video (:func:`features_are_current`, the one rule): the folder's
 settings (code, encoder file, extraction params: :func:`feature_settings`) must match, and each
@@ -37,7 +39,7 @@ from tqdm import tqdm
 
 from tsp_pretrain.atomic import atomic_path, write_csv
 from tsp_pretrain.data.sampling import overlaps_lost, sliding_windows
-from tsp_pretrain.data.transforms import EvalPreset
+from tsp_pretrain.data.transforms import ClipTransform
 from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.outputs import META_FILE, MISSING_FILE, feature_file, write_derived
 from tsp_pretrain.features.shards import (
@@ -254,13 +256,16 @@ def extraction_device(requested: str, shard: int, num_shards: int) -> torch.devi
 
 
 class VideoBatches(IterableDataset):
-    """A video's windows in batches of transformed clips, for a DataLoader over videos.
+    """A video's windows in batches, for a DataLoader over videos.
 
     Video k goes to worker ``k % num_workers``; each worker reads its videos front to back (every
-    frame read once), cuts the windows, stacks up to ``batch_size`` of them and transforms the
-    whole batch (:meth:`EvalPreset.batch`). Items: ``(k, clips, last)``, ``last`` on the video's
-    final batch. The batches of a video are the ones a sequential run makes, so the features are
-    identical whatever the number of workers.
+    frame read once, in the store's pixel layout), crops each frame to the central window as it
+    comes, cuts the windows and stacks up to ``batch_size`` of them. Items: ``(k, clips, windows,
+    last)``: uint8 clips cropped in the store's layout and their windows, which
+    :func:`encode_batch` turns into the model's input on its device
+    (:meth:`ClipTransform.to_model`); ``last`` on the video's final batch. The batches of a video
+    are the ones a sequential run makes, so the features are identical whatever the number of
+    workers.
     """
 
     def __init__(
@@ -275,35 +280,41 @@ class VideoBatches(IterableDataset):
     ) -> None:
         self.store, self.video_ids = store, video_ids
         self.clip_len, self.stride, self.batch_size = clip_len, stride, batch_size
-        self.preset = EvalPreset(crop_size=crop_size)
+        self.transform = ClipTransform(crop_size=crop_size, layout=store.layout)
 
-    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, bool]]:
+    def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor, bool]]:
         info = get_worker_info()
         worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
         for k in range(worker, len(self.video_ids), workers):
             video = self.store.open(self.video_ids[k])
+            window = self.transform.window(False, video.entry.height, video.entry.width)
             total = len(sliding_windows(video.num_frames, self.clip_len, self.stride))
             batch, done = [], 0
-            frames = video.iter_frames()
+            frames = (self.transform.crop(f[None], window)[0] for f in video.iter_stored())
             for _, clip in iter_windows(frames, video.num_frames, self.clip_len, self.stride):
                 batch.append(clip)
                 if len(batch) == self.batch_size or done + len(batch) == total:
                     done += len(batch)
-                    clips = self.preset.batch(torch.from_numpy(np.stack(batch)))
+                    windows = window.expand(len(batch), -1).contiguous()
+                    yield k, torch.from_numpy(np.stack(batch)), windows, done == total
                     batch = []
-                    yield k, clips, done == total
 
 
 @torch.inference_mode()
 def encode_batch(
     encoder: nn.Module,
+    transform: ClipTransform,
     clips: torch.Tensor,
+    windows: torch.Tensor,
     device: torch.device,
     dtype: torch.dtype,
     channels_last: bool = False,
 ) -> np.ndarray:
-    """Features (B x F float32) of one batch; the copy to the device is asynchronous."""
-    clips = clips.to(device, non_blocking=True)
+    """Features (B x F float32) of one batch of :class:`VideoBatches`; the copy to the device is
+    asynchronous, the clips become the model's input there."""
+    clips = transform.to_model(
+        clips.to(device, non_blocking=True), windows.to(device, non_blocking=True)
+    )
     if channels_last:
         clips = clips.contiguous(memory_format=torch.channels_last_3d)
     with torch.autocast(device.type, dtype=dtype, enabled=dtype != torch.float32):
@@ -347,8 +358,11 @@ def iter_features(
     pending: dict[int, list[np.ndarray]] = {}
     if channels_last:
         encoder = encoder.to(memory_format=torch.channels_last_3d)
-    for k, clips, last in loader:
-        pending.setdefault(k, []).append(encode_batch(encoder, clips, device, dtype, channels_last))
+    for k, clips, windows, last in loader:
+        features = encode_batch(
+            encoder, dataset.transform, clips, windows, device, dtype, channels_last
+        )
+        pending.setdefault(k, []).append(features)
         if last:
             yield video_ids[k], np.concatenate(pending.pop(k))
 

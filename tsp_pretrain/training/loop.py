@@ -41,7 +41,7 @@ from tsp_pretrain.atomic import remove_partial_files
 from tsp_pretrain.config import OptimParams
 from tsp_pretrain.data.clips import ClipDataset, KeyBatches, check_samples, clip_keys
 from tsp_pretrain.data.sampling import epoch_order, rank_batches, sample_clips
-from tsp_pretrain.data.transforms import EvalPreset, TrainPreset
+from tsp_pretrain.data.transforms import ClipTransform
 from tsp_pretrain.models.loss import forward_and_loss
 from tsp_pretrain.models.param_groups import param_groups
 from tsp_pretrain.models.tsp import TSPModel
@@ -226,8 +226,7 @@ def _setup(
         ClipDataset(
             data.store,
             data.clip_len,
-            TrainPreset(crop_size=crop_size),
-            EvalPreset(crop_size=crop_size),
+            ClipTransform(crop_size=crop_size, layout=data.store.layout),
             gvf,
         ),
         batch_sampler=batches,
@@ -267,6 +266,14 @@ def _setup(
 
 def _lost(data: ClipSource) -> dict:
     return {v: e.lost for v, e in data.store.entries.items() if e.lost}
+
+
+def _on_device(run: _Run, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The loader's batch on the device, its clips made the model's input there (colour, flips,
+    normalisation in one pass over the batch: :meth:`ClipTransform.to_model`)."""
+    batch = {k: v.to(run.device, non_blocking=True) for k, v in batch.items()}
+    batch["clips"] = run.loader.dataset.transform.to_model(batch["clips"], batch.pop("window"))
+    return batch
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -328,6 +335,7 @@ def train_one_epoch(
         disable=not run.ranks.is_main,
     )
     for batch in bar:
+        batch = _on_device(run, batch)
         with _autocast(run.device, run.params.amp):
             loss, logs = forward_and_loss(run.net, batch, alpha_action, alpha_region)
         if not math.isfinite(logs["loss"]):
@@ -370,6 +378,7 @@ def validate(run: _Run, alpha_action: float, alpha_region: float) -> dict[str, f
         for batch in tqdm(
             run.loader, desc="  valid", leave=False, unit="batch", disable=not run.ranks.is_main
         ):
+            batch = _on_device(run, batch)
             _, logs = forward_and_loss(run.model, batch, alpha_action, alpha_region)
             sums.add(logs)
     return sums.reduced(run.ranks, run.device).result()

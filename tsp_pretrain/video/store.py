@@ -8,8 +8,9 @@ one interface (measured in ``bench/frame_store.py``; figures in ``docs/frame-sto
   than decoding, at the cost of disk (about 65 KB per 128x171 frame). The default for the demo and
   for any dataset whose decoded size fits on disk.
 - ``mp4``: H.264 re-encode with a short keyframe interval (``keyint``), so a random clip needs at
-  most ``keyint`` frames of decoding after a seek. 20-50x smaller on disk: for ActivityNet-sized
-  data.
+  most ``keyint`` frames of decoding after a seek, coded with CAVLC (twice CABAC's decoding speed
+  for 8 % more bytes). 20-50x smaller on disk: for ActivityNet-sized data. Readers hand its
+  frames over in YUV, without colour conversion (:mod:`tsp_pretrain.video.colour`).
 
 ``index.json`` beside the files records, per video, the settings it was decoded with and its frame
 count; it is what makes the decode stage resumable and what readers trust for ``num_frames``.
@@ -32,7 +33,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
+from collections import OrderedDict
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, BinaryIO
@@ -311,7 +315,7 @@ def write_mp4(
             path,
             _pad_to_even(record(frames)),
             frame_rate,
-            x264_options(crf, keyint=MP4_KEYINT),
+            x264_options(crf, keyint=MP4_KEYINT, cabac=False),
             pix_fmt,
         )
     except EncodeError as err:
@@ -328,15 +332,68 @@ def _pad_indices(start: int, length: int, num_frames: int) -> np.ndarray:
     return np.minimum(np.arange(start, start + length), num_frames - 1)
 
 
+class OpenContainers:
+    """The mp4 files one process keeps open for clip reads: at most ``size``, the least recently
+    used closed first.
+
+    Opening a container (demuxer, decoder, its threads) took 1 ms against 3-6 ms for a clip's
+    decoding at 128 x 171 (``bench/input_pipeline.py``). It is saved only when a clip comes from
+    a video read recently: often for small datasets, validation and clips of one video in a batch,
+    rarely when clips are drawn at random from thousands of videos. The cache is per process: a
+    forked DataLoader worker drops what it inherited (it does not own those file offsets) and
+    opens its own. ``size=0`` opens and closes a container for every read.
+    """
+
+    def __init__(self, size: int = 8) -> None:
+        self.size = size
+        self._open: OrderedDict[Path, av.container.InputContainer] = OrderedDict()
+        self._pid = os.getpid()
+
+    @contextmanager
+    def use(self, path: Path) -> Iterator[av.container.InputContainer]:
+        """The open container of ``path``; a read that fails closes it rather than keep it."""
+        if os.getpid() != self._pid:  # inherited by fork: the parent's, left alone
+            self._open, self._pid = OrderedDict(), os.getpid()
+        container = self._open.pop(path, None)
+        if container is None:
+            container = av.open(str(path))
+            container.streams.video[0].codec_context.thread_count = StoredFrames.DECODE_THREADS
+        try:
+            yield container
+        except BaseException:
+            container.close()
+            raise
+        if self.size == 0:
+            container.close()
+            return
+        self._open[path] = container
+        while len(self._open) > self.size:
+            self._open.popitem(last=False)[1].close()
+
+    def close(self) -> None:
+        """Close every container kept open (also done when the object is collected)."""
+        while self._open:
+            self._open.popitem()[1].close()
+
+    def __len__(self) -> int:
+        return len(self._open)
+
+
 class StoredFrames:
     """Random and sequential access to one stored video.
+
+    Frames come in two forms: in the store's pixel layout (:attr:`layout`; :meth:`read_stored`,
+    :meth:`iter_stored`), what training and extraction read, cropped in the loader's workers and
+    converted to RGB in batch on the model's device (:mod:`tsp_pretrain.video.colour`); and as
+    RGB (:meth:`read_array`, :meth:`read_clip`, :meth:`iter_frames`), by the same conversion on
+    the CPU, for everything else.
 
     npy files are read with explicit reads at offsets of the frames asked for, never
     memory-mapped: a memory map keeps every page it touched in the process's resident set,
     so reading a video front to back grew the memory use with the video's length.
     """
 
-    #: Frames read at once by :meth:`iter_frames` from an npy file.
+    #: Frames read at once by :meth:`iter_stored` from an npy file.
     CHUNK = 64
     #: Decoder threads per mp4 clip read. FFmpeg's default (0: one per core, slice threading)
     #: starts that many threads at every container open and gains nothing: the store's frames
@@ -344,10 +401,13 @@ class StoredFrames:
     #: one core each. Measured in ``bench/input_pipeline.py`` (docs/performance.md).
     DECODE_THREADS = 1
 
-    def __init__(self, path: Path, entry: StoredVideo) -> None:
+    def __init__(
+        self, path: Path, entry: StoredVideo, containers: OpenContainers | None = None
+    ) -> None:
         self.path = path
         self.entry = entry
         self._offset: int | None = None  # where the frames start in the npy file
+        self._containers = OpenContainers(0) if containers is None else containers
 
     @property
     def num_frames(self) -> int:
@@ -357,6 +417,12 @@ class StoredFrames:
     def lost(self) -> tuple[tuple[int, int], ...]:
         """Frame ranges that stand for corrupt source frames (see :class:`StoredVideo`)."""
         return self.entry.lost
+
+    @property
+    def layout(self) -> str:
+        """The pixel layout :meth:`read_stored` returns (:data:`tsp_pretrain.video.colour.LAYOUTS`):
+        ``rgb`` for the npy store and mp4 in rgb24, else the mp4 store's pixel format."""
+        return stored_layout(self.entry.settings)
 
     def _data_offset(self, f: BinaryIO) -> int:
         """Where the frames start in the open npy file ``f``, checked against the index once."""
@@ -399,8 +465,9 @@ class StoredFrames:
                 done += n
         return out
 
-    def read_array(self, start: int, length: int) -> np.ndarray:
-        """Frames ``start .. start+length-1`` as a contiguous uint8 ``T x H x W x 3`` array.
+    def read_stored(self, start: int, length: int) -> np.ndarray:
+        """Frames ``start .. start+length-1`` in the store's :attr:`layout` (uint8, ``T x ...``;
+        mp4 frames at their coded size, see :func:`tsp_pretrain.video.colour.crop_stored`).
 
         Indices past the last frame repeat the last frame, so every clip has ``length`` frames.
         """
@@ -410,61 +477,111 @@ class StoredFrames:
             frames = self._read_npy(first, stop)
         else:
             frames = self._decode_range(first, stop)
-        clip = frames if len(frames) == length else frames[idx - first]
-        return np.ascontiguousarray(clip)
+        return frames if len(frames) == length else frames[idx - first]
+
+    def read_array(self, start: int, length: int) -> np.ndarray:
+        """:meth:`read_stored` as a contiguous uint8 RGB ``T x H x W x 3`` array."""
+        from .colour import frames_to_rgb
+
+        raw = self.read_stored(start, length)
+        return np.ascontiguousarray(
+            frames_to_rgb(raw, self.layout, self.entry.height, self.entry.width)
+        )
 
     def read_clip(self, start: int, length: int) -> torch.Tensor:
-        """:meth:`read_array` as a tensor (sharing its memory), for the training and extraction
-        datasets. torch is imported here, not with the module (see the module's docstring)."""
+        """:meth:`read_array` as a tensor (sharing its memory). torch is imported here, not with
+        the module (see the module's docstring)."""
         import torch
 
         return torch.from_numpy(self.read_array(start, length))
 
-    def iter_frames(self) -> Iterator[np.ndarray]:
-        """Every frame in order, each decoded or read once (for sliding-window extraction).
+    def iter_stored(self) -> Iterator[np.ndarray]:
+        """Every frame in order, in the store's :attr:`layout`, each decoded or read once (for
+        sliding-window extraction).
 
         Memory use is flat in the video's length: npy files are read :attr:`CHUNK` frames at a
-        time into fresh buffers.
+        time into fresh buffers; mp4 files are decoded frame by frame.
         """
         if self.entry.settings.store == "npy":
             for start in range(0, self.num_frames, self.CHUNK):
                 yield from self._read_npy(start, min(start + self.CHUNK, self.num_frames))
         else:
-            h, w = self.entry.height, self.entry.width
             with av.open(str(self.path)) as container:
-                for frame in container.decode(video=0):
-                    yield frame.to_ndarray(format="rgb24")[:h, :w]  # off: odd sizes' padding
+                stream = container.streams.video[0]
+                stream.codec_context.thread_count = self.DECODE_THREADS
+                for frame in container.decode(stream):
+                    yield self._stored_form(frame)
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        """:meth:`iter_stored` as RGB ``H x W x 3`` frames."""
+        from .colour import frames_to_rgb
+
+        h, w = self.entry.height, self.entry.width
+        for frame in self.iter_stored():
+            yield frames_to_rgb(frame[None], self.layout, h, w)[0]
+
+    def _stored_form(self, frame: av.VideoFrame) -> np.ndarray:
+        """A decoded frame's planes as an array of the store's layout (no colour conversion)."""
+        expected = _DECODED_FORMAT[self.layout]
+        if frame.format.name != expected:
+            raise FrameStoreError(
+                f"{self.path}: decodes to {frame.format.name}, the index says {expected}; "
+                "delete the file and re-run the decode stage"
+            )
+        return frame.to_ndarray()
 
     def _decode_range(self, first: int, stop: int) -> np.ndarray:
+        """Frames ``first .. stop-1`` of the mp4 file: one seek to the keyframe before ``first``,
+        then decoding into one preallocated array."""
         rate = self.entry.settings.frame_rate
-        out = []
-        with av.open(str(self.path)) as container:
+        out, count = None, 0
+        with self._containers.use(self.path) as container:
             stream = container.streams.video[0]
-            stream.codec_context.thread_count = self.DECODE_THREADS
             target = int(first / rate / stream.time_base)
             container.seek(target, stream=stream, backward=True, any_frame=False)
             for frame in container.decode(stream):
                 index = round(frame.time * rate)
                 if index < first:
                     continue
-                if index >= stop:
+                if index != first + count:
                     break
-                # [:h, :w]: drop the padding of an odd size (see _pad_to_even)
-                out.append(
-                    frame.to_ndarray(format="rgb24")[: self.entry.height, : self.entry.width]
+                array = self._stored_form(frame)
+                if out is None:
+                    out = np.empty((stop - first, *array.shape), np.uint8)
+                out[count] = array
+                count += 1
+                if count == stop - first:
+                    break
+            if count != stop - first:  # inside: the container is closed, not kept
+                raise FrameStoreError(
+                    f"{self.path}: expected frames {first}..{stop - 1}, decoded {count}; "
+                    "the store is corrupt: delete the file and re-run the decode stage"
                 )
-        if len(out) != stop - first:
-            raise FrameStoreError(
-                f"{self.path}: expected frames {first}..{stop - 1}, decoded {len(out)}; "
-                "the store is corrupt: delete the file and re-run the decode stage"
-            )
-        return np.stack(out)
+        return out
+
+
+#: PyAV's name of the decoded frame format of each layout (libx264rgb decodes to planar GBR,
+#: which PyAV's ``to_ndarray`` returns as ``H x W x 3`` RGB).
+_DECODED_FORMAT = {"rgb": "gbrp", "yuv420p": "yuv420p", "yuv444p": "yuv444p"}
+
+
+def stored_layout(settings: StoreSettings) -> str:
+    """The pixel layout a store with ``settings`` hands over (see :attr:`StoredFrames.layout`)."""
+    if settings.store == "npy" or settings.mp4_pix_fmt == "rgb24":
+        return "rgb"
+    return settings.mp4_pix_fmt
 
 
 class FrameStore:
-    """A decoded dataset: ``index.json`` plus one file per video."""
+    """A decoded dataset: ``index.json`` plus one file per video.
 
-    def __init__(self, root: str | Path) -> None:
+    mp4 clip reads share one :class:`OpenContainers` of ``max_open`` containers per process.
+    """
+
+    #: Containers kept open per process by default (see :class:`OpenContainers`).
+    MAX_OPEN = 8
+
+    def __init__(self, root: str | Path, max_open: int = MAX_OPEN) -> None:
         self.root = Path(root)
         if not (self.root / INDEX_FILE).is_file():
             raise FrameStoreError(
@@ -472,6 +589,22 @@ class FrameStore:
             )
         self.entries = read_index(self.root)
         self._opened: dict[str, StoredFrames] = {}
+        self.containers = OpenContainers(max_open)
+
+    @property
+    def layout(self) -> str:
+        """The pixel layout every video of the store hands over (:attr:`StoredFrames.layout`)."""
+        layouts = {stored_layout(e.settings) for e in self.entries.values()}
+        if len(layouts) > 1:
+            raise FrameStoreError(
+                f"{self.root}: videos stored in several pixel layouts ({sorted(layouts)}); "
+                "re-run the decode stage"
+            )
+        return layouts.pop() if layouts else "rgb"
+
+    def close(self) -> None:
+        """Close the mp4 containers kept open for clip reads."""
+        self.containers.close()
 
     @property
     def video_ids(self) -> list[str]:
@@ -492,7 +625,7 @@ class FrameStore:
                 f"{self.root}: video {video_id!r} is not in the store (skipped at decoding? "
                 "see the decode report)"
             ) from None
-        self._opened[video_id] = StoredFrames(self.root / entry.file, entry)
+        self._opened[video_id] = StoredFrames(self.root / entry.file, entry, self.containers)
         return self._opened[video_id]
 
     def read_clip(self, video_id: str, start: int, length: int) -> torch.Tensor:
