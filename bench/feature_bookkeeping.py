@@ -43,7 +43,10 @@ class FakeVideo:
     num_frames = 1
     lost = ()
 
-    def iter_frames(self) -> Iterator[np.ndarray]:
+    def __init__(self, entry: StoredVideo) -> None:
+        self.entry = entry
+
+    def iter_stored(self) -> Iterator[np.ndarray]:
         yield np.zeros((1, 1, 3), dtype=np.uint8)
 
 
@@ -57,8 +60,10 @@ class FakeStore:
             for vid in video_ids
         }
 
+    layout = "rgb"
+
     def open(self, video_id: str) -> FakeVideo:
-        return FakeVideo()
+        return FakeVideo(self.entries[video_id])
 
     def index_digest(self) -> str:
         """What the old folder identity held: a digest of the store's whole ``index.json``."""

@@ -6,19 +6,21 @@ project's own ``ClipDataset`` and a torch ``DataLoader`` with 1, 2, ... workers 
 available, side by side in one run:
 
 - ``npy``: the raw store;
-- ``mp4``: the mp4 store as it is now (CAVLC coding; the workers decode YUV and crop it; colour
-  conversion, flips and normalisation run on the batch where the model is,
-  :class:`tsp_pretrain.data.transforms.ClipTransform`);
-- ``mp4 before``: the mp4 store as it was (CABAC coding; a container opened per clip; swscale's
-  RGB conversion of every decoded frame and torchvision's per-clip transform in the worker),
-  rebuilt here from the same parts for the comparison;
+- ``mp4``: the mp4 store as it is now (CAVLC coding, a keyframe every ``MP4_KEYINT`` = 8 frames;
+  the workers decode YUV and crop it; colour conversion, flips and normalisation run on the
+  batch where the model is, :class:`tsp_pretrain.data.transforms.ClipTransform`);
+- ``mp4 before``: the mp4 store as it was (CABAC coding, keyframe interval 16; a container opened
+  per clip; swscale's RGB conversion of every decoded frame and torchvision's per-clip transform
+  in the worker), rebuilt here from the same parts for the comparison;
 - ``mp4 444`` and ``mp4 444 before``: the same two at the ActivityNet preset's CRF 8 in yuv444p
   (the default above is CRF 18 in yuv420p);
 - the floor: a plain sequential PyAV decode of the source files (resampled and resized as the
   store does, cut into consecutive 16-frame clips), what reading without a frame store gives.
 
-The workers' output is a batch of uint8 crops; turning it into the model's float input is timed
-separately (``device step``: on this CPU here, on a GPU in ``bench/gpu_check.py``). Unless
+Extraction's sequential reading (``VideoBatches``: every frame once, windows of 16 at stride 16,
+centre crop) is measured in one process too. The workers' output is a batch of uint8 crops;
+turning it into the model's float input is timed separately (``device step``: on this CPU here,
+on a GPU in ``bench/gpu_check.py``). Unless
 ``--max-open`` says otherwise, every clip opens its container (``max_open=0``): clips drawn at
 random from thousands of videos almost never hit a cache of a few open ones, and 3 source videos
 would make every read a hit. The levers are measured one by one in one process: the entropy
@@ -51,6 +53,7 @@ from torchvision.transforms import v2
 
 from tsp_pretrain.data.clips import ClipDataset, ClipKey, clip_keys
 from tsp_pretrain.data.transforms import KINETICS_MEAN, KINETICS_STD, ClipTransform
+from tsp_pretrain.features.extract import VideoBatches
 from tsp_pretrain.video import encode as encode_module
 from tsp_pretrain.video import store as store_module
 from tsp_pretrain.video.decode import decode_dataset, decode_frames
@@ -133,12 +136,23 @@ def device_step_rate(store: FrameStore, keys: list[ClipKey]) -> float:
     dataset = ClipDataset(store, CLIP_LEN, ClipTransform(crop_size=CROP, layout=store.layout))
     batches = [
         torch.utils.data.default_collate([dataset[k] for k in keys[i : i + BATCH]])
-        for i in range(0, 4 * BATCH, BATCH)
+        for i in range(0, min(len(keys), 4 * BATCH), BATCH)
     ]
     start = time.perf_counter()
     for batch in batches:
         dataset.transform.to_model(batch["clips"], batch["window"])
-    return 4 * BATCH / (time.perf_counter() - start)
+    return sum(len(b["clips"]) for b in batches) / (time.perf_counter() - start)
+
+
+def sequential_rate(store: FrameStore) -> float:
+    """Extraction's reading: windows (clip 16, stride 16, centre crop) per second through
+    :class:`VideoBatches` in one process, every frame decoded or read once."""
+    batches = VideoBatches(
+        store, store.video_ids, clip_len=CLIP_LEN, stride=CLIP_LEN, crop_size=CROP, batch_size=BATCH
+    )
+    start = time.perf_counter()
+    clips = sum(len(clips) for _, clips, _, _ in batches)
+    return clips / (time.perf_counter() - start)
 
 
 def raw_read_rate(store: FrameStore, keys: list[ClipKey], rgb: bool = False) -> float:
@@ -170,24 +184,36 @@ def floor_rate(sources: list[Path]) -> float:
 
 
 def build_store(
-    table, src, out, kind: str, keyint: int = 16, cabac: bool = False, fmt: str = "18:yuv420p"
+    table,
+    src,
+    out,
+    kind: str,
+    keyint: int = store_module.MP4_KEYINT,
+    cabac: bool = False,
+    fmt: str = "18:yuv420p",
 ) -> FrameStore:
     """Decode the sources into a store; mp4 coded with ``keyint``, ``cabac`` and ``fmt`` (CRF and
     pixel format) as asked."""
-    real_options, real_keyint = encode_module.x264_options, store_module.MP4_KEYINT
+    real_options = encode_module.x264_options
 
     def options(crf, **kwargs):
         return real_options(crf, **{**kwargs, "cabac": cabac})
 
-    store_module.x264_options, store_module.MP4_KEYINT = options, keyint
+    store_module.x264_options = options
     try:
         crf, pix_fmt = fmt.split(":")
         settings = StoreSettings(
-            FRAME_RATE, None, kind, frame_size=RECIPE_SIZE, mp4_crf=int(crf), mp4_pix_fmt=pix_fmt
+            FRAME_RATE,
+            None,
+            kind,
+            frame_size=RECIPE_SIZE,
+            mp4_crf=int(crf),
+            mp4_pix_fmt=pix_fmt,
+            mp4_keyint=keyint,
         )
         decode_dataset(table, src, out, settings, workers=1, progress=False)
     finally:
-        store_module.x264_options, store_module.MP4_KEYINT = real_options, real_keyint
+        store_module.x264_options = real_options
     return FrameStore(out, max_open=0)
 
 
@@ -206,20 +232,21 @@ def shared_decode_share(videos: int, clips_per_video: int, batch: int, seed: int
 def measure_levers(table, src: Path, tmp: Path, keys: list[ClipKey]) -> list[dict]:
     """Raw clip reads in one process, one lever changed at a time."""
     rows = []
-    for keyint in (8, 16, 32):
-        for cabac in (True, False):
-            store = build_store(table, src, tmp / f"k{keyint}{cabac}", "mp4", keyint, cabac)
-            kb = sum(p.stat().st_size for p in store.root.glob("*.mp4")) / 1e3
-            frames = sum(e.num_frames for e in store.entries.values())
-            row = {"keyint": keyint, "coder": "CABAC" if cabac else "CAVLC"}
-            row["kB/frame"] = kb / frames
-            row["yuv clips/s"] = raw_read_rate(store, keys)
-            if keyint == 16:
-                row["swscale rgb clips/s"] = raw_read_rate(store, keys, rgb=True)
-                store.containers.size = 8  # every read of the 3 videos now hits the cache
-                row["yuv, containers kept open"] = raw_read_rate(store, keys)
-            rows.append(row)
-            print(row, flush=True)
+    grid = [(k, c, "18:yuv420p") for k in (4, 8, 16, 32) for c in (True, False)]
+    for keyint, cabac, fmt in [*grid, (16, True, ANET_FMT), (8, False, ANET_FMT)]:
+        out = tmp / f"k{keyint}{cabac}{fmt.replace(':', '')}"
+        store = build_store(table, src, out, "mp4", keyint, cabac, fmt)
+        kb = sum(p.stat().st_size for p in store.root.glob("*.mp4")) / 1e3
+        frames = sum(e.num_frames for e in store.entries.values())
+        row = {"format": fmt, "keyint": keyint, "coder": "CABAC" if cabac else "CAVLC"}
+        row["kB/frame"] = kb / frames
+        row["yuv clips/s"] = raw_read_rate(store, keys)
+        if keyint == 16 and fmt != ANET_FMT:
+            row["swscale rgb clips/s"] = raw_read_rate(store, keys, rgb=True)
+            store.containers.size = 8  # every read of the 3 videos now hits the cache
+            row["yuv, containers kept open"] = raw_read_rate(store, keys)
+        rows.append(row)
+        print(row, flush=True)
     return rows
 
 
@@ -250,13 +277,13 @@ def main() -> None:
         stores = {
             "npy": build_store(table, src, tmp / "npy", "npy"),
             "mp4": build_store(table, src, tmp / "mp4", "mp4"),
-            "mp4 before": build_store(table, src, tmp / "mp4b", "mp4", cabac=True),
+            "mp4 before": build_store(table, src, tmp / "mp4b", "mp4", 16, cabac=True),
             "mp4 444": build_store(table, src, tmp / "m444", "mp4", fmt=ANET_FMT),
-            "mp4 444 before": build_store(table, src, tmp / "m444b", "mp4", True, fmt=ANET_FMT),
+            "mp4 444 before": build_store(table, src, tmp / "m444b", "mp4", 16, True, ANET_FMT),
         }
         for store in stores.values():
             store.containers.size = args.max_open
-        keys = sample_keys(stores["npy"], args.clips, seed=0)
+        keys = sample_keys(stores["npy"], max(args.clips, 3 * BATCH), seed=0)  # 2 timed batches
         rows = []
         for workers in counts:
             for kind, store in stores.items():
@@ -269,6 +296,9 @@ def main() -> None:
                 rows.append({"store": kind, "workers": workers, "clips/s": rate})
                 print(f"{kind} {workers} worker(s): {rate:.1f} clips/s", flush=True)
         device = {k: device_step_rate(stores[k], keys) for k in ("npy", "mp4", "mp4 444")}
+        for kind in ("npy", "mp4", "mp4 444"):
+            rate = sequential_rate(stores[kind])
+            print(f"extraction's reading, {kind}, 1 process: {rate:,.0f} windows/s (stride 16)")
         levers = (
             pd.DataFrame()
             if args.no_levers

@@ -65,6 +65,7 @@ def main() -> None:
         method=params.decode.method,
         mp4_crf=params.decode.mp4_crf,
         mp4_pix_fmt=params.decode.mp4_pix_fmt,
+        mp4_keyint=params.decode.mp4_keyint,
     )
     if args.merge:  # merge_decode_shards logs what it did
         argv = [a for a in sys.argv[1:] if a != "--merge"]

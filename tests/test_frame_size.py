@@ -93,10 +93,16 @@ def test_the_disk_estimate_uses_the_fixed_size():
     assert estimate_store_bytes(table, npy) == 150 * 128 * 171 * 3
     kept = StoreSettings(frame_rate=15, short_side=128, store="npy")
     assert estimate_store_bytes(table, kept) == 150 * 128 * 228 * 3
-    mp4 = StoreSettings(frame_rate=15, short_side=None, store="mp4", frame_size=(128, 171))
+    at16 = {"frame_size": (128, 171), "mp4_keyint": 16}  # the interval the figures were made at
+    mp4 = StoreSettings(frame_rate=15, short_side=None, store="mp4", **at16)
     assert estimate_store_bytes(table, mp4) == int(150 * 128 * 172 * 0.25)  # coded padded
     # the fidelity settings cost more: twice the size per 6 CRF steps down; RGB 2.3x
-    fine = StoreSettings(15, None, "mp4", frame_size=(128, 171), mp4_crf=6, mp4_pix_fmt="yuv444p")
+    fine = StoreSettings(15, None, "mp4", mp4_crf=6, mp4_pix_fmt="yuv444p", **at16)
     assert estimate_store_bytes(table, fine) == int(150 * 128 * 172 * 0.25 * 4)
-    rgb = StoreSettings(15, None, "mp4", frame_size=(128, 171), mp4_crf=18, mp4_pix_fmt="rgb24")
+    rgb = StoreSettings(15, None, "mp4", mp4_crf=18, mp4_pix_fmt="rgb24", **at16)
     assert estimate_store_bytes(table, rgb) == int(150 * 128 * 172 * 0.25 * 2.3)
+    # a keyframe every 8 frames (the default): 1.16x (bench/input_pipeline.py)
+    every8 = StoreSettings(15, None, "mp4", frame_size=(128, 171))
+    assert estimate_store_bytes(table, every8) / estimate_store_bytes(table, mp4) == pytest.approx(
+        1.16, abs=0.01
+    )

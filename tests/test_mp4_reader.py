@@ -12,10 +12,12 @@ import pytest
 
 from tsp_pretrain.video.colour import frames_to_rgb
 from tsp_pretrain.video.store import (
+    MP4_KEYINT,
     FrameStore,
     StoredFrames,
     StoredVideo,
     StoreSettings,
+    stored_frame_bytes,
     write_index,
     write_mp4,
 )
@@ -34,12 +36,17 @@ def _textured_frames(count: int, height: int, width: int, seed: int = 0) -> np.n
     return np.stack(frames)
 
 
-def _store(tmp_path, videos: dict[str, np.ndarray], pix_fmt: str = "yuv420p") -> FrameStore:
-    settings = StoreSettings(15, None, "mp4", frame_size=videos[next(iter(videos))].shape[1:3])
-    settings = StoreSettings(**{**vars(settings), "mp4_pix_fmt": pix_fmt})
+def _store(
+    tmp_path, videos: dict[str, np.ndarray], pix_fmt: str = "yuv420p", keyint: int = MP4_KEYINT
+) -> FrameStore:
+    size = videos[next(iter(videos))].shape[1:3]
+    settings = StoreSettings(
+        15, None, "mp4", frame_size=size, mp4_pix_fmt=pix_fmt, mp4_keyint=keyint
+    )
     entries = {}
     for name, frames in videos.items():
-        count, h, w = write_mp4(tmp_path / f"{name}.mp4", iter(frames), 15, pix_fmt=pix_fmt)
+        path = tmp_path / f"{name}.mp4"
+        count, h, w = write_mp4(path, iter(frames), 15, pix_fmt=pix_fmt, keyint=keyint)
         entries[name] = StoredVideo(name, f"{name}.mp4", count, h, w, "src", "d", settings)
     write_index(tmp_path, entries)
     return FrameStore(tmp_path)
@@ -146,14 +153,31 @@ def test_a_forked_worker_opens_its_own_containers(tmp_path):
     np.testing.assert_array_equal(store.open("a").read_stored(5, 8), expected)
 
 
-def test_the_store_is_coded_for_fast_decoding(tmp_path):
-    """CAVLC, keyframes every MP4_KEYINT frames, no B-frames (docs/performance.md)."""
-    _store(tmp_path, {"a": _textured_frames(40, 32, 40)})
+@pytest.mark.parametrize(
+    ("keyint", "keyframes"), [(MP4_KEYINT, [0, 8, 16, 24, 32]), (16, [0, 16, 32])]
+)
+def test_the_store_is_coded_for_fast_decoding(tmp_path, keyint, keyframes):
+    """CAVLC, a keyframe every decode.mp4_keyint frames, no B-frames (docs/performance.md)."""
+    store = _store(tmp_path, {"a": _textured_frames(40, 32, 40)}, keyint=keyint)
     with av.open(str(tmp_path / "a.mp4")) as container:
         keys = [p.is_keyframe for p in container.demux(video=0) if p.size]
-    assert [i for i, k in enumerate(keys) if k] == [0, 16, 32]
+    assert [i for i, k in enumerate(keys) if k] == keyframes
     data = (tmp_path / "a.mp4").read_bytes()
     assert b"cabac=0" in data and b"bframes=0" in data
+    # every clip reads right whatever its position against the keyframes
+    sequential = np.stack(list(store.open("a").iter_stored()))
+    for start in range(0, 30, 3):
+        np.testing.assert_array_equal(
+            store.open("a").read_stored(start, 9), sequential[start : start + 9]
+        )
+
+
+def test_the_interval_defaults_to_the_store_default_and_the_estimate_follows_it():
+    assert StoreSettings(15, 128, "mp4").mp4_keyint == MP4_KEYINT == 8
+    assert StoreSettings(15, 128, "npy", mp4_keyint=8).mp4_keyint is None
+    sizes = [stored_frame_bytes(128, 171, "mp4", keyint=k) for k in (4, 8, 16, 32)]
+    assert sizes == sorted(sizes, reverse=True)
+    assert sizes[1] / sizes[2] == pytest.approx(1.16, abs=0.01)
 
 
 def test_a_frame_of_an_unexpected_format_is_an_error_naming_the_file(tmp_path):

@@ -29,11 +29,13 @@ def _apply_reference(reference: v2.Compose, rgb: np.ndarray) -> torch.Tensor:
 
 
 def _apply_split(transform: ClipTransform, raws: list[np.ndarray], train: bool, hw, seeds):
-    """Worker side per clip (seeded as the loader seeds), then the device side on the batch."""
+    """Worker side per clip (seeded as the loader seeds: a generator of the clip's own, or the
+    global stream, alternately), then the device side on the batch."""
     crops, windows = [], []
-    for raw, seed in zip(raws, seeds, strict=True):
-        torch.manual_seed(seed)
-        window = transform.window(train, *hw)
+    for k, (raw, seed) in enumerate(zip(raws, seeds, strict=True)):
+        generator = torch.Generator().manual_seed(seed) if k % 2 else None
+        torch.manual_seed(seed if generator is None else seed + 1000)  # must not matter
+        window = transform.window(train, *hw, generator)
         crops.append(torch.from_numpy(transform.crop(raw, window)))
         windows.append(window)
     return transform.to_model(torch.stack(crops), torch.stack(windows))

@@ -213,6 +213,13 @@ class DecodeParams(Section):
     mp4_pix_fmt: Literal["yuv420p", "yuv444p", "rgb24"] = Field(
         "yuv420p", description="pixel format of the mp4 store (docs/frame-store.md: fidelity)"
     )
+    mp4_keyint: int = Field(
+        8,
+        ge=1,
+        le=300,
+        description="mp4 store only: a keyframe every this many frames (smaller: faster random "
+        "clips, more bytes; docs/performance.md, input pipeline)",
+    )
     workers: int = Field(2, ge=1)
     min_readable_fraction: float = Field(
         0.5,

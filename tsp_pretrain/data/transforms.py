@@ -43,12 +43,16 @@ class ClipTransform:
         self.crop_size, self.layout = crop_size, layout
         self.mean, self.std = mean, std
 
-    def window(self, train: bool, height: int, width: int) -> torch.Tensor:
+    def window(
+        self, train: bool, height: int, width: int, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
         """``[top, left, flip]`` of one clip of ``height x width`` frames (long tensor).
 
         Training draws as torchvision's ``v2.RandomCrop`` (``randint`` for the top, then the left,
         each only when that side is larger than the crop) and ``v2.RandomHorizontalFlip`` (flip
-        when ``rand(1) < 0.5``) do; otherwise the centre, by torchvision's ``center_crop`` rule.
+        when ``rand(1) < 0.5``) do, from ``generator`` (torch's global stream when None: a
+        generator seeded ``s`` draws what the global one does after ``torch.manual_seed(s)``);
+        otherwise the centre, by torchvision's ``center_crop`` rule.
         """
         c = self.crop_size
         if height < c or width < c:
@@ -58,9 +62,10 @@ class ClipTransform:
             )
         if not train:
             return torch.tensor([round((height - c) / 2.0), round((width - c) / 2.0), 0])
-        top = int(torch.randint(0, height - c + 1, size=())) if height > c else 0
-        left = int(torch.randint(0, width - c + 1, size=())) if width > c else 0
-        flip = bool(torch.rand(1) < 0.5)
+        g = generator
+        top = int(torch.randint(0, height - c + 1, size=(), generator=g)) if height > c else 0
+        left = int(torch.randint(0, width - c + 1, size=(), generator=g)) if width > c else 0
+        flip = bool(torch.rand(1, generator=g) < 0.5)
         return torch.tensor([top, left, int(flip)])
 
     def crop(self, raw: np.ndarray, window: torch.Tensor) -> np.ndarray:

@@ -391,7 +391,12 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
             count, h, w = write_npy(out, frames)
         else:
             count, h, w = write_mp4(
-                out, frames, rate, job.settings.mp4_crf, job.settings.mp4_pix_fmt
+                out,
+                frames,
+                rate,
+                job.settings.mp4_crf,
+                job.settings.mp4_pix_fmt,
+                job.settings.mp4_keyint,
             )
     except av.error.FFmpegError as err:
         raise DecodeError(f"{source}: FFmpeg failed while decoding ({err})") from err
@@ -503,7 +508,11 @@ def estimate_store_bytes(videos: pd.DataFrame, settings: StoreSettings) -> int:
     even = settings.store == "mp4"
     side, fixed = settings.short_side, settings.frame_size
     default = fixed or target_size(side, round(side * ASSUMED_ASPECT), side, even)
-    mp4_options = (settings.mp4_crf, settings.mp4_pix_fmt) if settings.store == "mp4" else ()
+    mp4_options = (
+        (settings.mp4_crf, settings.mp4_pix_fmt, settings.mp4_keyint)
+        if settings.store == "mp4"
+        else ()
+    )
     for row in videos.itertuples(index=False):
         size = default
         if fixed is None and has_size and row.width > 0 and row.height > 0:

@@ -56,7 +56,10 @@ log = logging.getLogger(__name__)
 INDEX_FILE = "index.json"
 #: Name ending of the per-video entry files written while the decode stage runs.
 PENDING_SUFFIX = ".entry.json"
-MP4_KEYINT = 16
+#: The mp4 store's default keyframe interval (``decode.mp4_keyint``). A random clip decodes on
+#: average ``(keyint - 1) / 2`` frames before its first: at 8, 19.5 frames for a 16-frame clip
+#: against 23.5 at 16, 1.12x the clip rate for 1.16x the bytes (``bench/input_pipeline.py``).
+MP4_KEYINT = 8
 MP4_CRF = 18
 #: Stored bytes per pixel of the mp4 store at CRF 18 in yuv420p, for disk estimates: 0.171 and
 #: 0.198 were measured with the official decode method on the benchmark's realistic synthetic
@@ -93,6 +96,10 @@ class StoreSettings:
     #: without them was written with :data:`MP4_CRF` in yuv420p, the defaults filled in).
     mp4_crf: int | None = None
     mp4_pix_fmt: str | None = None
+    #: The mp4 store's keyframe interval (None in the npy store; :data:`MP4_KEYINT` when not
+    #: given. Entries written before it was a setting were coded at 16, and their code digest
+    #: differs: they are decoded again).
+    mp4_keyint: int | None = None
 
     def __post_init__(self) -> None:
         if self.frame_size is not None:  # a list when read back from index.json
@@ -100,9 +107,11 @@ class StoreSettings:
         if self.store == "mp4":
             object.__setattr__(self, "mp4_crf", MP4_CRF if self.mp4_crf is None else self.mp4_crf)
             object.__setattr__(self, "mp4_pix_fmt", self.mp4_pix_fmt or "yuv420p")
+            object.__setattr__(self, "mp4_keyint", self.mp4_keyint or MP4_KEYINT)
         else:
             object.__setattr__(self, "mp4_crf", None)
             object.__setattr__(self, "mp4_pix_fmt", None)
+            object.__setattr__(self, "mp4_keyint", None)
         if (self.short_side is None) == (self.frame_size is None):
             raise ValueError(
                 f"StoreSettings needs exactly one of short_side ({self.short_side}) and "
@@ -222,15 +231,28 @@ def commit_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
 
 
 def stored_frame_bytes(
-    height: int, width: int, store: str, crf: int = MP4_CRF, pix_fmt: str = "yuv420p"
+    height: int,
+    width: int,
+    store: str,
+    crf: int = MP4_CRF,
+    pix_fmt: str = "yuv420p",
+    keyint: int = MP4_KEYINT,
 ) -> float:
     """Bytes one stored frame takes: exact for npy (raw RGB), an estimate for mp4 (coded size,
-    from the CRF and the pixel format)."""
+    from the CRF, the pixel format and the keyframe interval)."""
     if store == "npy":
         return height * width * 3
     coded_h, coded_w = even_size(height, width)
-    scale = MP4_PIX_FMT_FACTOR[pix_fmt] * 2 ** ((MP4_CRF - crf) / 6)
+    scale = MP4_PIX_FMT_FACTOR[pix_fmt] * 2 ** ((MP4_CRF - crf) / 6) * _keyint_factor(keyint)
     return coded_h * coded_w * MP4_BYTES_PER_PIXEL * scale
+
+
+def _keyint_factor(keyint: int) -> float:
+    """Size against a keyframe every 16 frames (what :data:`MP4_BYTES_PER_PIXEL` was measured
+    at): proportional to ``0.838 + 2.59 / keyint``, fitted to intervals 4, 8, 16 and 32 at CRF 18
+    in yuv420p on the benchmark's realistic sources (1.43, 1.16, 1, 0.92 measured; the fit is
+    within 4 %)."""
+    return (0.838 + 2.59 / keyint) / (0.838 + 2.59 / 16)
 
 
 def _npy_header(num_frames: int, shape: tuple[int, ...]) -> bytes:
@@ -293,11 +315,13 @@ def write_mp4(
     frame_rate: float,
     crf: int = MP4_CRF,
     pix_fmt: str = "yuv420p",
+    keyint: int = MP4_KEYINT,
 ) -> tuple[int, int, int]:
-    """Re-encode frames as H.264 with keyframes every :data:`MP4_KEYINT` frames (pts = index).
+    """Re-encode frames as H.264 with a keyframe every ``keyint`` frames (pts = index), in CAVLC.
 
     ``crf`` and ``pix_fmt`` (see :data:`tsp_pretrain.video.encode.PIX_FMTS`) trade disk for
     fidelity; their effect on features is measured in ``bench/fidelity.py`` (docs/frame-store.md).
+    ``keyint`` trades disk for random-clip speed (:data:`MP4_KEYINT`).
 
     Odd sizes are coded padded to even (see :func:`_pad_to_even`); the returned (num_frames,
     height, width) is the size before padding, the one the index records and readers return.
@@ -315,7 +339,7 @@ def write_mp4(
             path,
             _pad_to_even(record(frames)),
             frame_rate,
-            x264_options(crf, keyint=MP4_KEYINT, cabac=False),
+            x264_options(crf, keyint=keyint, cabac=False),
             pix_fmt,
         )
     except EncodeError as err:
@@ -520,15 +544,28 @@ class StoredFrames:
         for frame in self.iter_stored():
             yield frames_to_rgb(frame[None], self.layout, h, w)[0]
 
-    def _stored_form(self, frame: av.VideoFrame) -> np.ndarray:
-        """A decoded frame's planes as an array of the store's layout (no colour conversion)."""
+    def _stored_form(self, frame: av.VideoFrame, out: np.ndarray | None = None) -> np.ndarray:
+        """A decoded frame's planes as an array of the store's layout (no colour conversion),
+        copied into ``out`` when given (the planes straight into their place: no intermediate
+        array, unlike ``to_ndarray``'s per-plane copies and concatenation)."""
         expected = _DECODED_FORMAT[self.layout]
         if frame.format.name != expected:
             raise FrameStoreError(
                 f"{self.path}: decodes to {frame.format.name}, the index says {expected}; "
                 "delete the file and re-run the decode stage"
             )
-        return frame.to_ndarray()
+        if out is None:
+            out = np.empty(_frame_shape(self.layout, frame.height, frame.width), np.uint8)
+        if self.layout == "rgb":  # planar GBR: to_ndarray interleaves it as RGB
+            out[...] = frame.to_ndarray()
+            return out
+        flat, offset = out.reshape(-1), 0
+        for plane in frame.planes:
+            h, w, stride = plane.height, plane.width, plane.line_size
+            rows = np.frombuffer(plane, np.uint8)[: h * stride].reshape(h, stride)[:, :w]
+            flat[offset : offset + h * w].reshape(h, w)[...] = rows
+            offset += h * w
+        return out
 
     def _decode_range(self, first: int, stop: int) -> np.ndarray:
         """Frames ``first .. stop-1`` of the mp4 file: one seek to the keyframe before ``first``,
@@ -545,10 +582,10 @@ class StoredFrames:
                     continue
                 if index != first + count:
                     break
-                array = self._stored_form(frame)
                 if out is None:
-                    out = np.empty((stop - first, *array.shape), np.uint8)
-                out[count] = array
+                    shape = _frame_shape(self.layout, frame.height, frame.width)
+                    out = np.empty((stop - first, *shape), np.uint8)
+                self._stored_form(frame, out[count])
                 count += 1
                 if count == stop - first:
                     break
@@ -563,6 +600,16 @@ class StoredFrames:
 #: PyAV's name of the decoded frame format of each layout (libx264rgb decodes to planar GBR,
 #: which PyAV's ``to_ndarray`` returns as ``H x W x 3`` RGB).
 _DECODED_FORMAT = {"rgb": "gbrp", "yuv420p": "yuv420p", "yuv444p": "yuv444p"}
+
+
+def _frame_shape(layout: str, coded_height: int, coded_width: int) -> tuple[int, ...]:
+    """The shape of one frame of ``layout`` at its coded size (see
+    :mod:`tsp_pretrain.video.colour`)."""
+    if layout == "yuv420p":
+        return (coded_height * 3 // 2, coded_width)
+    if layout == "yuv444p":
+        return (3, coded_height, coded_width)
+    return (coded_height, coded_width, 3)
 
 
 def stored_layout(settings: StoreSettings) -> str:
