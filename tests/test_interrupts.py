@@ -45,6 +45,10 @@ def _wait_for(predicate, seconds: float) -> None:
         time.sleep(0.2)
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_ends_pool_workers_and_prints_one_line(tmp_path):
     script = tmp_path / "pooled.py"
     script.write_text(_POOL_SCRIPT)
@@ -55,6 +59,10 @@ def test_ctrl_c_ends_pool_workers_and_prints_one_line(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job
+        # and Ctrl-C's default action, as a terminal gives it: a test run started in the
+        # background of a non-interactive shell (`cmd &`, as CI runners do) inherits SIGINT
+        # ignored, and Python then keeps ignoring it (the command hung, in such a CI run)
+        preexec_fn=_default_sigint,
     )
     try:
         _wait_for(lambda: len(list(tmp_path.glob("started-*"))) == 2, 300)
