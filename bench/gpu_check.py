@@ -59,7 +59,7 @@ import torch
 
 from tsp_pretrain.data.transforms import ClipTransform
 from tsp_pretrain.models import BACKBONES, build_tsp_model, forward_and_loss, param_groups
-from tsp_pretrain.models.device import pick_device
+from tsp_pretrain.runtime import pick_device
 from tsp_pretrain.video.colour import packed_shape
 
 #: The recipe's backbone, used by default when the registry has it.

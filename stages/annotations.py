@@ -42,7 +42,7 @@ def main() -> None:
         dataset.format,
         dataset.annotation_source(),
         dataset.videos,
-        clip_seconds=params.clip_seconds,
+        clip_seconds=params.clip.seconds,
         min_background=params.annotations.min_background,
         duration_tolerance=params.annotations.duration_tolerance,
         labels=dataset.labels,

@@ -19,7 +19,6 @@ from tsp_pretrain.models import (
     forward_and_loss,
     get_backbone,
     param_groups,
-    pick_device,
 )
 
 FEATURE_DIMS = {
@@ -287,24 +286,6 @@ def test_sgd_step_leaves_frozen_stem_unchanged(tiny):
         before["backbone.layer4.0.conv1.0.0.weight"], after["backbone.layer4.0.conv1.0.0.weight"]
     )
     assert not torch.equal(before["heads.region.weight"], after["heads.region.weight"])
-
-
-# --- device -----------------------------------------------------------------------------------
-
-
-def test_pick_device(monkeypatch):
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert pick_device() == torch.device("cpu")
-    assert pick_device("cpu") == torch.device("cpu")
-    with pytest.raises(RuntimeError, match="CUDA is not available"):
-        pick_device("cuda")
-    with pytest.raises(ValueError, match="unknown device"):
-        pick_device("gpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
-    assert pick_device("auto") == torch.device("cuda")
-    with pytest.raises(RuntimeError, match="only 1 CUDA"):
-        pick_device("cuda:1")
 
 
 @pytest.mark.parametrize("weights", ["none", "planted"])

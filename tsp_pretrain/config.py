@@ -10,11 +10,32 @@ Stages call :func:`load_params` once and read only the sections they declare in 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+# Autocast dtypes of extraction (tsp_pretrain.runtime.compute_dtype reads the same list).
+Precision = Literal["auto", "float32", "float16", "bfloat16"]
+
+
+@dataclass(frozen=True)
+class ClipSpec:
+    """One clip: ``clip_len`` consecutive frames of a video resampled to ``frame_rate`` fps,
+    cropped to ``crop_size`` pixels square. Built once from the params (:attr:`Params.clip`) and
+    passed down, so that every stage cuts clips the same way, counted in frames.
+    """
+
+    clip_len: int
+    frame_rate: float
+    crop_size: int
+
+    @property
+    def seconds(self) -> float:
+        """Duration covered by one clip; segments shorter than this cannot hold a clip."""
+        return self.clip_len / self.frame_rate
 
 
 class ConfigError(ValueError):
@@ -183,7 +204,25 @@ class AnnotationParams(Section):
 _Side = Annotated[int, Field(ge=8)]
 
 
-class DecodeParams(Section):
+class ShardedSection(Section):
+    """A per-video stage that can be split over processes or machines (tsp_pretrain.sharding).
+
+    With ``num_shards`` 1 the shard comes from torchrun's RANK / WORLD_SIZE or a SLURM array's
+    task (docs/sharding.md).
+    """
+
+    shard: int = Field(0, ge=0, description="this process's shard, 0 .. num_shards - 1")
+    num_shards: int = Field(1, ge=1, description="1: one process writes the whole output")
+
+    @model_validator(mode="after")
+    def _check_shard(self) -> ShardedSection:
+        if self.shard >= self.num_shards:
+            section = self.__class__.__name__.removesuffix("Params").lower()
+            raise ValueError(f"{section}.shard {self.shard} must be < num_shards {self.num_shards}")
+        return self
+
+
+class DecodeParams(ShardedSection):
     """Frame decoding into the per-video frame store.
 
     Two size rules: ``short_side`` (default; aspect ratio kept) or ``frame_size: [H, W]``, which
@@ -227,16 +266,6 @@ class DecodeParams(Section):
         le=1,
         description="a video with corrupt stretches is kept when at least this fraction decodes",
     )
-    # Sharding over machines (tsp_pretrain.video.shards; README "Sharded decoding"). With
-    # num_shards 1 the shard comes from torchrun's RANK / WORLD_SIZE or a SLURM array's task.
-    shard: int = Field(0, ge=0, description="this process's shard, 0 .. num_shards - 1")
-    num_shards: int = Field(1, ge=1, description="1: one process writes the frame store")
-
-    @model_validator(mode="after")
-    def _check_shard(self) -> DecodeParams:
-        if self.shard >= self.num_shards:
-            raise ValueError(f"decode.shard {self.shard} must be < num_shards {self.num_shards}")
-        return self
 
     @property
     def stored_short_side(self) -> int | None:
@@ -252,9 +281,10 @@ class EncoderParams(Section):
     (``dvc repro extract@initial``), the encoder whose features are extracted.
     """
 
-    backbone: str = Field("r2plus1d_tiny", description="a name in tsp_pretrain.models.registry")
+    # Defaults are the recipe's start (the presets' too); the demo's params.yaml sets its own.
+    backbone: str = Field("r2plus1d_34", description="a name in tsp_pretrain.models.registry")
     weights: str = Field(
-        "models/weights/demo-tac.pt",
+        "tsp:r2plus1d_34-tac_on_kinetics",
         description="KINETICS400_V1 (torchvision weights name), an official TSP release "
         "tsp:<backbone>-<release> (e.g. tsp:r2plus1d_34-tac_on_kinetics; the names are in "
         "tsp_pretrain.models.releases), a checkpoint path (keep it in models/weights/ so that "
@@ -293,8 +323,8 @@ class OptimParams(Section):
     lr_gamma: float = Field(0.01, gt=0)
     workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         "auto",
-        description="DataLoader worker processes per training process; auto: min(8, cores // "
-        "processes - 1) on CUDA, 0 on the CPU (workers would compete with the model)",
+        description="DataLoader worker processes per training process; auto: "
+        "tsp_pretrain.runtime.input_workers (0 on the CPU, up to 8 per process on CUDA)",
     )
     device: str = Field(
         "auto", description="auto, cpu, cuda or cuda:N (under several processes: cuda:LOCAL_RANK)"
@@ -367,7 +397,7 @@ class TrainParams(OptimParams):
     )
 
 
-class ExtractParams(Section):
+class ExtractParams(ShardedSection):
     """Sliding-window feature extraction."""
 
     stride: int = Field(16, ge=1, description="frames between clip starts")
@@ -382,21 +412,17 @@ class ExtractParams(Section):
     # Throughput (tsp_pretrain.features.extract; docs/performance.md). None changes the features
     # on the CPU; on CUDA, dtype float16/bfloat16 and channels_last_3d change them slightly.
     workers: int | Literal["auto"] = Field(
-        "auto", description="input processes; auto: 0 on CPU, up to 8 per GPU process on CUDA"
+        "auto",
+        description="input processes; auto: tsp_pretrain.runtime.input_workers (0 on "
+        "the CPU, up to 8 per GPU process on CUDA)",
     )
-    dtype: Literal["auto", "float32", "float16", "bfloat16"] = Field(
+    dtype: Precision = Field(
         "auto", description="autocast dtype; auto: float16 on CUDA, float32 (no autocast) on CPU"
     )
     channels_last_3d: bool = Field(False, description="channels-last 3D memory format (CUDA)")
-    # Sharding over GPUs / machines (tsp_pretrain.features.shards; README). With num_shards 1
-    # the shard comes from torchrun's RANK / WORLD_SIZE or a SLURM array's task.
-    shard: int = Field(0, ge=0, description="this process's shard, 0 .. num_shards - 1")
-    num_shards: int = Field(1, ge=1, description="1: one process writes the feature folder")
 
     @model_validator(mode="after")
-    def _check_shard(self) -> ExtractParams:
-        if self.shard >= self.num_shards:
-            raise ValueError(f"extract.shard {self.shard} must be < num_shards {self.num_shards}")
+    def _check_workers(self) -> ExtractParams:
         if isinstance(self.workers, int) and self.workers < 0:
             raise ValueError(f"extract.workers must be >= 0 or 'auto', got {self.workers}")
         return self
@@ -406,7 +432,9 @@ class EvaluateParams(Section):
     """Foreground/background separability probes."""
 
     fg_threshold: float = Field(0.5, gt=0, le=1, description="fg fraction making a clip fg")
-    n_bootstrap: int = Field(1000, ge=100)
+    n_bootstrap: int = Field(
+        2000, ge=100, description="bootstrap resamples of the validation videos (every interval)"
+    )
     num_timeline_videos: int = Field(4, ge=1)
 
 
@@ -490,9 +518,9 @@ class Params(Section):
         return checked
 
     @property
-    def clip_seconds(self) -> float:
-        """Duration covered by one clip; segments shorter than this cannot hold a clip."""
-        return self.clip_len / self.frame_rate
+    def clip(self) -> ClipSpec:
+        """What one clip is, for every stage that cuts clips (training, extraction)."""
+        return ClipSpec(self.clip_len, self.frame_rate, self.transform.crop_size)
 
     def dataset(self, name: str) -> DatasetParams:
         """The named dataset, or an error listing the names that exist."""

@@ -59,7 +59,7 @@ from tsp_pretrain.features.store import (
     FeatureIndex,
     write_features,
 )
-from tsp_pretrain.models.device import pick_device
+from tsp_pretrain.runtime import pick_device
 from tsp_pretrain.video.store import FrameStore, FrameStoreError, StoredVideo
 
 log = logging.getLogger(__name__)

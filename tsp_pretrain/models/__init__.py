@@ -7,7 +7,6 @@ Typical use::
     loss, logs = forward_and_loss(model, batch, alpha_action=1.0, alpha_region=1.0)
 """
 
-from tsp_pretrain.models.device import pick_device
 from tsp_pretrain.models.encoder import Encoder, build_encoder, check_clips
 from tsp_pretrain.models.loss import BACKGROUND, forward_and_loss
 from tsp_pretrain.models.param_groups import GROUP_NAMES, param_groups
@@ -52,7 +51,6 @@ __all__ = [
     "hub_checkpoint_dir",
     "load_encoder_weights",
     "param_groups",
-    "pick_device",
     "read_checkpoint",
     "select_backbone_state",
     "torchvision_state_dict",

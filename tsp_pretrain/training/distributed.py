@@ -22,7 +22,7 @@ import torch
 import torch.distributed as dist
 
 from tsp_pretrain.config import ConfigError
-from tsp_pretrain.models.device import pick_device
+from tsp_pretrain.runtime import pick_device
 
 log = logging.getLogger(__name__)
 
@@ -99,7 +99,7 @@ def check_gpu_for_rank(local_rank: int, gpus: int) -> None:
 def process_group(requested_device: str) -> Iterator[tuple[Ranks, torch.device]]:
     """This process's ranks and device; joins (and leaves) the launcher's group if there is one.
 
-    Outside a launcher: ``Ranks()`` and :func:`~tsp_pretrain.models.device.pick_device`. Under
+    Outside a launcher: ``Ranks()`` and :func:`~tsp_pretrain.runtime.pick_device`. Under
     one: ``cuda:LOCAL_RANK`` when the requested device resolves to CUDA, else the CPU; other
     ranks log warnings only, so that one log tells the run.
     """

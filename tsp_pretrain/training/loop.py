@@ -7,7 +7,7 @@ writes a checkpoint. The initial model (encoder and fresh heads) is validated on
 first step, which leaves the training result unchanged; the last epoch's losses are judged
 against it (:mod:`~tsp_pretrain.training.health`: a ``health`` block in dvclive's summary, a
 loud warning when the run made the model worse). Mixed precision is used on CUDA; the device is
-chosen by :func:`~tsp_pretrain.models.device.pick_device`.
+chosen by :func:`~tsp_pretrain.runtime.pick_device`.
 
 Under a launcher (:mod:`~tsp_pretrain.training.distributed`) every rank trains its share of each
 global batch (:func:`~tsp_pretrain.data.sampling.rank_batches`) in DistributedDataParallel, the
