@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import av
@@ -27,7 +28,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tsp_pretrain.config import ClipSpec
 from tsp_pretrain.features.extract import VideoBatches, encode_batch, extract_dataset
+from tsp_pretrain.features.spec import ExtractionRun, FeatureSpec
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.video.decode import decode_dataset
 from tsp_pretrain.video.store import FrameStore, StoreSettings
@@ -69,6 +72,9 @@ def measure(name: str, root: Path, table: pd.DataFrame, workers: list[int]) -> N
     clips = sum(len(b) for b, _ in batches)
     cpu = torch.device("cpu")
     encode_batch(encoder, dataset.transform, *batches[0], cpu, torch.float32)  # warm-up
+    clip = ClipSpec(cfg["clip_len"], 15.0, cfg["crop"])
+    features = FeatureSpec(clip, cfg["stride"])
+    run = ExtractionRun(features, identity={}, batch_size=8, device=cpu, progress=False)
 
     def model_alone() -> float:
         start = time.perf_counter()
@@ -82,19 +88,7 @@ def measure(name: str, root: Path, table: pd.DataFrame, workers: list[int]) -> N
         model = model_alone()
         out = root / f"features-{name}-{w}"
         start = time.perf_counter()
-        extract_dataset(
-            encoder,
-            store,
-            table,
-            out,
-            settings={},
-            frame_rate=15.0,
-            batch_size=8,
-            device=cpu,
-            workers=w,
-            progress=False,
-            **common,
-        )
+        extract_dataset(encoder, store, table, out, replace(run, workers=w))
         rate = clips / (time.perf_counter() - start)
         outputs[w] = {p.name: p.read_bytes() for p in sorted(out.glob("*.npy"))}
         print(

@@ -33,7 +33,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from tsp_pretrain.config import ClipSpec
 from tsp_pretrain.features.extract import extract_dataset
+from tsp_pretrain.features.spec import ExtractionRun, FeatureSpec
 from tsp_pretrain.video.store import StoredVideo, StoreSettings
 
 
@@ -80,7 +82,7 @@ def video_ids(n: int) -> list[str]:
     return [f"video{i:06d}" for i in range(n)]
 
 
-def extract(ids: list[str], out: Path, settings: dict) -> tuple[int, float]:
+def extract(ids: list[str], out: Path, identity: dict) -> tuple[int, float]:
     """One extract_dataset run over the fake videos ``ids``: (videos extracted, seconds)."""
     videos = pd.DataFrame({"video_id": ids, "filename": [f"v_{v}.mp4" for v in ids]})
     start = time.perf_counter()
@@ -89,14 +91,13 @@ def extract(ids: list[str], out: Path, settings: dict) -> tuple[int, float]:
         FakeStore(ids),
         videos,
         out,
-        settings=settings,
-        clip_len=1,
-        stride=1,
-        frame_rate=15.0,
-        crop_size=1,
-        batch_size=1,
-        device=torch.device("cpu"),
-        progress=False,
+        ExtractionRun(
+            FeatureSpec(ClipSpec(clip_len=1, frame_rate=15.0, crop_size=1), stride=1),
+            identity=identity,
+            batch_size=1,
+            device=torch.device("cpu"),
+            progress=False,
+        ),
     )
     return counts["extracted"], time.perf_counter() - start
 

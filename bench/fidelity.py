@@ -49,7 +49,9 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tsp_pretrain.config import ClipSpec
 from tsp_pretrain.features.extract import iter_features
+from tsp_pretrain.features.spec import FeatureSpec
 from tsp_pretrain.models.registry import get_backbone
 from tsp_pretrain.models.weights import load_encoder_weights
 from tsp_pretrain.video.decode import decode_dataset
@@ -217,9 +219,7 @@ def project_features(
             encoder,
             frames,
             ["v"],
-            clip_len=CLIP_LEN,
-            stride=STRIDE,
-            crop_size=CROP,
+            FeatureSpec(ClipSpec(CLIP_LEN, RATE, CROP), STRIDE),
             batch_size=8,
             device=torch.device("cpu"),
         )

@@ -59,7 +59,7 @@ import torch
 
 from tsp_pretrain.data.transforms import ClipTransform
 from tsp_pretrain.models import BACKBONES, build_tsp_model, forward_and_loss, param_groups
-from tsp_pretrain.runtime import pick_device
+from tsp_pretrain.runtime import amp_enabled, pick_device
 from tsp_pretrain.video.colour import packed_shape
 
 #: The recipe's backbone, used by default when the registry has it.
@@ -200,7 +200,7 @@ class Steps:
         self, args: argparse.Namespace, device: torch.device, transform: ClipTransform
     ) -> None:
         self.device, self.transform = device, transform
-        self.amp = args.amp and device.type == "cuda"
+        self.amp = amp_enabled(args.amp, device)
         self.dtype = torch.bfloat16 if args.bf16 else torch.float16
         self.model = build_tsp_model(args.backbone, NUM_CLASSES, objective="tsp", gvf=True, seed=0)
         self.model.to(device)

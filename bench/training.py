@@ -24,7 +24,7 @@ import pandas as pd
 import torch
 from extraction import write_source  # bench/extraction.py: the same synthetic sources
 
-from tsp_pretrain.config import OptimParams
+from tsp_pretrain.config import ClipSpec, OptimParams
 from tsp_pretrain.models.param_groups import param_groups
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.training import loop
@@ -102,9 +102,8 @@ def measure(name: str, root: Path, workers: list[int], steps: int) -> None:
     for w in workers:
         model = build_tsp_model(cfg["backbone"], 2, objective="tsp", gvf=True, seed=0)
         gvf = {v: torch.rand(model.feature_dim) for v in ids}
-        data = loop.ClipSource(
-            FrameStore(frames), segments, segments.head(1), cfg["clip_len"], 15, gvf
-        )
+        clip = ClipSpec(cfg["clip_len"], 15, cfg["crop"])
+        data = loop.ClipSource(FrameStore(frames), segments, segments.head(1), clip, gvf)
         params = OptimParams(
             epochs=1,
             batch_size=cfg["batch"],
@@ -115,17 +114,8 @@ def measure(name: str, root: Path, workers: list[int], steps: int) -> None:
             lr_milestones=(),
         )
         with StepTimer(keep=not kept) as timer, tempfile.TemporaryDirectory() as tmp:
-            loop.train(
-                model,
-                data,
-                params,
-                crop_size=cfg["crop"],
-                checkpoint=Path(tmp) / "c.pt",
-                live_dir=Path(tmp) / "live",
-                fingerprint="bench",
-                seed=0,
-                foreground_only=False,
-            )
+            outputs = loop.RunOutputs(Path(tmp) / "c.pt", Path(tmp) / "live", "bench")
+            loop.train(model, data, params, outputs, seed=0)
         kept = kept or timer.batches
         results[f"end-to-end, {w} workers"] = steady_rate(
             timer.starts, timer.ends[-1], cfg["batch"]

@@ -14,15 +14,9 @@ from pathlib import Path
 
 import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
 
-from tsp_pretrain.annotations import (
-    build_annotations,
-    check_annotations,
-    format_summary,
-    write_annotations,
-)
+from tsp_pretrain.annotations.dataset import annotate_dataset
 from tsp_pretrain.config import load_params
 from tsp_pretrain.logs import setup_logging
-from tsp_pretrain.video.manifest import check_file_record, read_manifest
 
 
 def main() -> None:
@@ -33,31 +27,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     args = parser.parse_args()
     log = setup_logging(f"annotations@{args.dataset}")
-
-    params = load_params()
-    dataset = params.dataset(args.dataset)
-    dataset.check_paths(args.dataset)
-    check_file_record(dataset.labels, args.labels_record)
-    result = build_annotations(
-        dataset.format,
-        dataset.annotation_source(),
-        dataset.videos,
-        clip_seconds=params.clip.seconds,
-        min_background=params.annotations.min_background,
-        duration_tolerance=params.annotations.duration_tolerance,
-        labels=dataset.labels,
-        manifest=read_manifest(args.manifest),
-        workers=params.annotations.workers,
-    )
-    write_annotations(result, args.out)
-    assert result.summary is not None  # set by build_annotations
-    title = f"annotations@{args.dataset}: videos per subset (details: {args.out}/report.csv)"
-    log.info("\n%s", format_summary(result.summary, title))
-    check_annotations(
-        result,
-        max_missing_fraction=params.annotations.max_missing_fraction,
-        videos_dir=dataset.videos,
-    )
+    annotate_dataset(args.dataset, load_params(), args.manifest, args.labels_record, args.out)
     log.info("tables and report written to %s", args.out)
 
 

@@ -3,31 +3,26 @@
 Reads `frame_rate` and the `decode` section; paths come from the command line (dvc.yaml).
 Videos that cannot be decoded are skipped and listed in the report, never a crash of the stage.
 
-Sharded (README, "Sharded decoding"): `--shard i --num-shards n` (or `decode.shard` /
+Sharded (docs/sharding.md, "Sharded decoding"): `--shard i --num-shards n` (or `decode.shard` /
 `decode.num_shards`, or torchrun's RANK / WORLD_SIZE, or a SLURM array's task:
 `tsp_pretrain.sharding.resolve_shard`) decodes shard i's share into `<out>/.shards/i-of-n/`, leaving
 the videos `<out>` already holds current; `--merge --num-shards n` then checks the shards, moves
 their files into `<out>` and writes its index and the report, byte-identical to a single-process
-run.
+run (`tsp_pretrain.video.shards.run_decode_stage`).
 """
 
 from __future__ import annotations
 
 import argparse
-import shlex
 import sys
 from pathlib import Path
 
 import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring there)
-import pandas as pd
 
 from tsp_pretrain.config import load_params
-from tsp_pretrain.digest import code_digest
 from tsp_pretrain.logs import setup_logging
-from tsp_pretrain.sharding import resolve_shard
-from tsp_pretrain.video.decode import decode_dataset, write_report
-from tsp_pretrain.video.shards import decode_shard, merge_decode_shards, refuse_unmerged_shards
-from tsp_pretrain.video.store import StoreSettings
+from tsp_pretrain.video.decode import store_settings
+from tsp_pretrain.video.shards import DecodeSpec, run_decode_stage
 
 
 def main() -> None:
@@ -40,58 +35,26 @@ def main() -> None:
     parser.add_argument("--num-shards", type=int, help="overrides decode.num_shards")
     parser.add_argument("--merge", action="store_true", help="merge the --num-shards shards")
     args = parser.parse_args()
-    log = setup_logging(f"decode@{args.dataset}")
+    setup_logging(f"decode@{args.dataset}")
 
     params = load_params()
     p = params.decode
-    shard, num_shards = resolve_shard(
-        p.shard if args.shard is None else args.shard,
-        p.num_shards if args.num_shards is None else args.num_shards,
+    spec = DecodeSpec(
+        params.dataset(args.dataset).videos,
+        args.out,
+        store_settings(p, params.frame_rate),
+        workers=p.workers,
+        min_readable_fraction=p.min_readable_fraction,
     )
-    dataset = params.dataset(args.dataset)
-    videos = pd.read_csv(args.annotations / "videos.csv", dtype={"video_id": str})
-    settings = StoreSettings(
-        params.frame_rate,
-        params.decode.stored_short_side,
-        params.decode.store,
-        code=code_digest(
-            "video/decode.py",
-            "video/encode.py",
-            "video/store.py",
-            "video/probe.py",
-            "video/official.py",
-        ),
-        frame_size=params.decode.frame_size,
-        method=params.decode.method,
-        mp4_crf=params.decode.mp4_crf,
-        mp4_pix_fmt=params.decode.mp4_pix_fmt,
-        mp4_keyint=params.decode.mp4_keyint,
+    run_decode_stage(
+        spec,
+        args.annotations / "videos.csv",
+        shard=p.shard if args.shard is None else args.shard,
+        num_shards=p.num_shards if args.num_shards is None else args.num_shards,
+        merge=args.merge,
+        report_path=args.report,
+        argv=sys.argv[1:],
     )
-    if args.merge:  # merge_decode_shards logs what it did
-        argv = [a for a in sys.argv[1:] if a != "--merge"]
-        rerun = shlex.join(["python", "stages/decode.py", *argv]) + " --shard {i}"
-        merge_decode_shards(
-            videos,
-            dataset.videos,
-            args.out,
-            settings,
-            num_shards=num_shards,
-            rerun=rerun,
-            report_path=args.report,
-            min_readable_fraction=p.min_readable_fraction,
-        )
-        return
-    common = dict(workers=p.workers, min_readable_fraction=p.min_readable_fraction)
-    if num_shards > 1:  # the shard's report goes into its shard.json; the merge writes the stage's
-        decode_shard(
-            videos, dataset.videos, args.out, settings, shard=shard, num_shards=num_shards, **common
-        )
-        return
-    merge = shlex.join(["python", "stages/decode.py", *sys.argv[1:]]) + " --merge --num-shards N"
-    refuse_unmerged_shards(args.out, merge)
-    report = decode_dataset(videos, dataset.videos, args.out, settings, **common)
-    write_report(args.report, settings, report)
-    log.info("%s (report: %s)", report.run_summary(), args.report)
 
 
 if __name__ == "__main__":

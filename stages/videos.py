@@ -15,7 +15,7 @@ import _checkout  # noqa: F401  (first: this checkout's tsp_pretrain, docstring 
 
 from tsp_pretrain.config import load_params
 from tsp_pretrain.logs import setup_logging
-from tsp_pretrain.video.manifest import write_file_record, write_manifest
+from tsp_pretrain.video.manifest import list_dataset_videos
 
 
 def main() -> None:
@@ -26,21 +26,15 @@ def main() -> None:
     parser.add_argument("--report", type=Path, required=True, help="skipped entries (JSON)")
     parser.add_argument("--cache", type=Path, required=True, help="digest cache (not an output)")
     args = parser.parse_args()
-    log = setup_logging(f"videos@{args.dataset}")
+    setup_logging(f"videos@{args.dataset}")
 
-    dataset = load_params().dataset(args.dataset)
-    prefix = f"datasets.{args.dataset}"
-    frame = write_manifest(
-        dataset.videos, args.out, args.report, args.cache, param=f"{prefix}.videos"
-    )
-    write_file_record(dataset.labels, args.labels_record, param=f"{prefix}.labels")
-    skipped = int((frame["problem"] != "").sum())
-    log.info(
-        "%d file(s) under %s, %d skipped (report: %s)",
-        len(frame) - skipped,
-        dataset.videos,
-        skipped,
-        args.report,
+    list_dataset_videos(
+        load_params().dataset(args.dataset),
+        args.dataset,
+        manifest=args.out,
+        labels_record=args.labels_record,
+        report=args.report,
+        cache=args.cache,
     )
 
 

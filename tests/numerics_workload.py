@@ -29,11 +29,12 @@ import tempfile
 import numpy as np
 import torch
 
-from tsp_pretrain.config import OptimParams
+from tsp_pretrain.config import ClipSpec, OptimParams
 from tsp_pretrain.evaluation.probes import make_probe
 from tsp_pretrain.features.extract import iter_features
+from tsp_pretrain.features.spec import FeatureSpec
 from tsp_pretrain.models.tsp import build_tsp_model
-from tsp_pretrain.training.loop import ClipSource, train
+from tsp_pretrain.training.loop import ClipSource, RunOutputs, train
 from tsp_pretrain.video.store import FrameStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -58,19 +59,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         train(
             model,
-            ClipSource(store, segments, segments, clip_len=4, frame_rate=15),
+            ClipSource(
+                store, segments, segments, ClipSpec(clip_len=4, frame_rate=15, crop_size=16)
+            ),
             params,
-            crop_size=16,
-            checkpoint=Path(tmp) / "ckpt.pt",
-            live_dir=Path(tmp) / "live",
-            fingerprint="numerics",
+            RunOutputs(Path(tmp) / "ckpt.pt", Path(tmp) / "live", fingerprint="numerics"),
             seed=0,
-            foreground_only=False,
         )
     weights = [v.numpy() for v in model.state_dict().values()]
     features = dict(
         iter_features(
-            model.backbone.eval(), store, ["a", "b"], clip_len=4, stride=2, crop_size=16,
+            model.backbone.eval(), store, ["a", "b"],
+            FeatureSpec(ClipSpec(clip_len=4, frame_rate=15, crop_size=16), stride=2),
             batch_size=4, device=torch.device("cpu"),
         )
     )  # fmt: skip

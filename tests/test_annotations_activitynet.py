@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tsp_pretrain.annotations import AnnotationError, build_annotations
+from tsp_pretrain.annotations import (
+    AnnotationError,
+    AnnotationRules,
+    AnnotationSource,
+    build_annotations,
+)
 from tsp_pretrain.annotations.activitynet import parse_activitynet
 from tsp_pretrain.video.manifest import Located
 from tsp_pretrain.video.probe import VideoInfo
@@ -98,12 +103,9 @@ def test_test_videos_get_no_background_but_labelled_empty_videos_do(tmp_path):
         return VideoInfo(50.0, 30.0, 1500, 32, 32)
 
     result = build_annotations(
-        "activitynet",
-        anet(tmp_path),
+        AnnotationSource("activitynet", anet(tmp_path)),
         tmp_path,
-        clip_seconds=1.0,
-        min_background=0.0,
-        duration_tolerance=100.0,
+        AnnotationRules(clip_seconds=1.0, min_background=0.0, duration_tolerance=100.0),
         probe=probe,
         locate=lambda v, f: Located(f"v_{v}.mp4"),
         progress=False,

@@ -11,6 +11,8 @@ import pytest
 
 from tsp_pretrain.annotations import (
     AnnotationError,
+    AnnotationRules,
+    AnnotationSource,
     build_annotations,
     check_annotations,
     check_file_naming,
@@ -50,18 +52,14 @@ def tsp_dataset(root: Path, n_train: int = 3, n_valid: int = 4) -> Path:
     return root / "anet.json"
 
 
-def build(annotations: Path, videos: Path, fmt: str = "activitynet", **kwargs):
+def build(annotations: Path, videos: Path, fmt: str = "activitynet", **source):
     return build_annotations(
-        fmt,
-        annotations,
+        AnnotationSource(fmt, annotations, **source),
         videos,
-        clip_seconds=1.0,
-        min_background=0.0,
-        duration_tolerance=1.0,
+        AnnotationRules(clip_seconds=1.0, min_background=0.0, duration_tolerance=1.0),
         probe=probe,
         workers=1,
         progress=False,
-        **kwargs,
     )
 
 

@@ -13,6 +13,8 @@ from tsp_pretrain.annotations import (
     FORMATS,
     ISSUES,
     AnnotationError,
+    AnnotationRules,
+    AnnotationSource,
     Report,
     background_segments,
     build_annotations,
@@ -82,12 +84,9 @@ def build(
     json_path = write_activitynet(tmp_path / "anet.json", database, list(labels))
     locate, probe = fake_video_files(durations)
     return build_annotations(
-        "activitynet",
-        json_path,
+        AnnotationSource("activitynet", json_path),
         tmp_path / "videos",
-        clip_seconds=CLIP,
-        min_background=min_background,
-        duration_tolerance=duration_tolerance,
+        AnnotationRules(CLIP, min_background, duration_tolerance),
         probe=probe,
         locate=locate,
         workers=2,
@@ -330,9 +329,7 @@ def test_registry_lists_the_three_formats_and_rejects_unknown_names():
     with pytest.raises(ValueError, match="activitynet, thumos14, tsp_csv"):
         get_parser("kinetics")
     with pytest.raises(ValueError, match="unknown annotation format 'anet'"):
-        build_annotations(
-            "anet", "x.json", "videos", clip_seconds=1, min_background=0, duration_tolerance=1
-        )
+        build_annotations(AnnotationSource("anet", "x.json"), "videos", AnnotationRules(1, 0, 1))
 
 
 def test_empty_input_and_no_readable_video_are_errors_not_empty_tables(tmp_path):
@@ -349,12 +346,9 @@ def test_empty_input_and_no_readable_video_are_errors_not_empty_tables(tmp_path)
 def test_build_rejects_bad_parameters(tmp_path, clip_seconds, min_background, workers):
     with pytest.raises(ValueError, match="must be"):
         build_annotations(
-            "activitynet",
-            tmp_path / "x.json",
+            AnnotationSource("activitynet", tmp_path / "x.json"),
             tmp_path,
-            clip_seconds=clip_seconds,
-            min_background=min_background,
-            duration_tolerance=1,
+            AnnotationRules(clip_seconds, min_background, duration_tolerance=1),
             workers=workers,
         )
 

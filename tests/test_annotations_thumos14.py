@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from tsp_pretrain.annotations import AnnotationError, build_annotations
+from tsp_pretrain.annotations import (
+    AnnotationError,
+    AnnotationRules,
+    AnnotationSource,
+    build_annotations,
+)
 from tsp_pretrain.annotations.thumos14 import parse_thumos14
 from tsp_pretrain.video.manifest import Located
 from tsp_pretrain.video.probe import VideoInfo
@@ -63,12 +68,9 @@ def test_ambiguous_is_neither_foreground_nor_background_and_is_reported(tmp_path
         return VideoInfo(durations[path.stem], 30.0, 300, 32, 32)
 
     result = build_annotations(
-        "thumos14",
-        folder,
+        AnnotationSource("thumos14", folder),
         tmp_path,
-        clip_seconds=16 / 15,
-        min_background=16 / 15,
-        duration_tolerance=1.0,
+        AnnotationRules(clip_seconds=16 / 15, min_background=16 / 15, duration_tolerance=1.0),
         probe=probe,
         locate=lambda v, f: Located(f"{v}.mp4"),
         progress=False,

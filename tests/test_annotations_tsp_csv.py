@@ -7,7 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from tsp_pretrain.annotations import AnnotationError, build_annotations
+from tsp_pretrain.annotations import (
+    AnnotationError,
+    AnnotationRules,
+    AnnotationSource,
+    build_annotations,
+)
 from tsp_pretrain.annotations.tsp_csv import parse_tsp_csv
 from tsp_pretrain.video.probe import VideoInfo
 
@@ -66,14 +71,9 @@ def test_label_mapping_json_gives_ids_and_drops_other_labels(tmp_path):
         return VideoInfo(durations[path.name], 30.0, 900, 32, 32)
 
     result = build_annotations(
-        "tsp_csv",
-        train,
+        AnnotationSource("tsp_csv", train, subset="training", labels=mapping),
         tmp_path,
-        subset="training",
-        labels=mapping,
-        clip_seconds=16 / 15,
-        min_background=5.0,
-        duration_tolerance=1.0,
+        AnnotationRules(clip_seconds=16 / 15, min_background=5.0, duration_tolerance=1.0),
         probe=probe,
         workers=1,
         progress=False,

@@ -9,7 +9,12 @@ import av
 import numpy as np
 import pytest
 
-from tsp_pretrain.annotations import build_annotations, write_annotations
+from tsp_pretrain.annotations import (
+    AnnotationRules,
+    AnnotationSource,
+    build_annotations,
+    write_annotations,
+)
 
 
 def write_mp4(path: Path, seconds: float, fps: int = 30, size: int = 32) -> None:
@@ -54,12 +59,9 @@ def test_real_files_give_durations_and_bad_files_are_skipped_not_fatal(tmp_path)
     annotations.write_text(json.dumps({"database": database}))
 
     result = build_annotations(
-        "activitynet",
-        annotations,
+        AnnotationSource("activitynet", annotations),
         videos,
-        clip_seconds=0.5,
-        min_background=0.0,
-        duration_tolerance=1.0,
+        AnnotationRules(clip_seconds=0.5, min_background=0.0, duration_tolerance=1.0),
         workers=2,
         progress=False,
     )

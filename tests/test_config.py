@@ -126,8 +126,8 @@ def test_a_schedule_that_does_not_fit_the_epochs_is_refused(section, change, nam
 
 
 def test_params_yaml_spells_out_every_parameter():
-    """The README says every parameter lives in params.yaml: a key only in config.py (a default
-    nobody sees) would change a run without showing in `dvc params diff`."""
+    """docs/experiments.md says every parameter lives in params.yaml: a key only in config.py (a
+    default nobody sees) would change a run without showing in `dvc params diff`."""
     from pydantic import BaseModel
 
     from tsp_pretrain.config import Params

@@ -13,8 +13,8 @@ from tsp_pretrain.models.crop import (
     torchvision_crop,
     weights_crop,
 )
+from tsp_pretrain.models.encoder_file import save_encoder
 from tsp_pretrain.models.registry import get_backbone
-from tsp_pretrain.training.checkpoint import save_encoder
 
 
 def test_torchvision_weights_carry_their_crop():

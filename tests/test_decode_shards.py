@@ -17,6 +17,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from killed_decode import run_killed_on_the_third
 from videos import overwrite_with_garbage, write_faststart_video, write_video
 
 from tsp_pretrain.sharding import (
@@ -30,7 +31,7 @@ from tsp_pretrain.sharding import (
 )
 from tsp_pretrain.video import shards as shards_module
 from tsp_pretrain.video.decode import decode_dataset, write_report
-from tsp_pretrain.video.shards import decode_shard, merge_decode_shards
+from tsp_pretrain.video.shards import DecodeSpec, decode_shard, merge_decode_shards
 from tsp_pretrain.video.store import PENDING_SUFFIX, StoreSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -100,26 +101,27 @@ def single(videos, tmp_path_factory) -> tuple[dict[str, bytes], bytes]:
     return _snapshot(out), report
 
 
-def _shard(videos, out, i, n, table=None, settings=SETTINGS, workers=1):
-    return decode_shard(
-        _table() if table is None else table,
+def _spec(videos, out, settings=SETTINGS, workers=1, min_readable_fraction=0.5) -> DecodeSpec:
+    return DecodeSpec(
         videos,
         out,
         settings,
-        workers,
-        shard=i,
-        num_shards=n,
+        workers=workers,
+        min_readable_fraction=min_readable_fraction,
         progress=False,
     )
+
+
+def _shard(videos, out, i, n, table=None, settings=SETTINGS, workers=1):
+    table = _table() if table is None else table
+    return decode_shard(table, _spec(videos, out, settings, workers), shard=i, num_shards=n)
 
 
 def _merge(videos, out, n, table=None, settings=SETTINGS):
     report_path = out.parent / f"{out.name}-report.json"
     merge_decode_shards(
         _table() if table is None else table,
-        videos,
-        out,
-        settings,
+        _spec(videos, out, settings),
         num_shards=n,
         rerun="RUN {i}",
         report_path=report_path,
@@ -244,38 +246,21 @@ def test_decode_params_reject_a_shard_outside_the_split():
         DecodeParams(shard=2, num_shards=2)
 
 
-_KILLED_SHARD = """
-import os, signal, sys
-import pandas as pd
-from tsp_pretrain.video import decode
-from tsp_pretrain.video.shards import decode_shard
-from tsp_pretrain.video.store import StoreSettings
-
-real, calls = decode._decode_one, []
-
-def dies_on_the_third(job):
-    calls.append(job.video_id)
-    if len(calls) == 3:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(job)
-
-decode._decode_one = dies_on_the_third
-table = pd.DataFrame({table!r})
-decode_shard(table, {videos!r}, {out!r}, StoreSettings(15, 16, "npy", code="x"), shard=0,
-             num_shards=2, progress=False)
-"""
-
-
 def test_a_killed_shard_is_not_merged_and_resumes_without_redoing_its_videos(
     videos, single, tmp_path
 ):
     out = tmp_path / "frames"
     _shard(videos, out, 1, 2)
-    code = _KILLED_SHARD.format(
-        table=_table().to_dict(orient="list"), videos=str(videos), out=str(out)
+    done = run_killed_on_the_third(
+        f"""
+from tsp_pretrain.video.shards import DecodeSpec, decode_shard
+from tsp_pretrain.video.store import StoreSettings
+table = pd.DataFrame({_table().to_dict(orient="list")!r})
+spec = DecodeSpec({str(videos)!r}, {str(out)!r}, StoreSettings(15, 16, "npy", code="x"),
+                  progress=False)
+decode_shard(table, spec, shard=0, num_shards=2)
+"""
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert done.returncode == -signal.SIGKILL, done.stderr[-3000:]
     # shard 0's share in table order: short (skipped), a (decoded), bad (killed while decoding)
     folder = shard_dir(out, 0, 2)
@@ -332,16 +317,7 @@ def test_merge_refuses_shards_with_other_settings(videos, tmp_path):
         match=r"shard 1-of-2 .* other settings \(code: 'other' \(expected 'x'\)\).*RUN 1",
     ):
         _merge(videos, out, 2)
-    decode_shard(
-        _table(),
-        videos,
-        out,
-        SETTINGS,
-        shard=1,
-        num_shards=2,
-        min_readable_fraction=0.9,
-        progress=False,
-    )
+    decode_shard(_table(), _spec(videos, out, min_readable_fraction=0.9), shard=1, num_shards=2)
     with pytest.raises(ShardError, match=r"shard 1-of-2 .*min_readable_fraction: 0\.9 \(expec"):
         _merge(videos, out, 2)
 

@@ -15,11 +15,11 @@ import torch.multiprocessing as mp
 from torch.utils.data import DataLoader
 from videos import write_tiny_store
 
-from tsp_pretrain.config import OptimParams
+from tsp_pretrain.config import ClipSpec, OptimParams
 from tsp_pretrain.data.sampling import epoch_order, rank_batches
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.training import distributed, loop
-from tsp_pretrain.training.loop import ClipSource, train
+from tsp_pretrain.training.loop import ClipSource, RunOutputs, train
 from tsp_pretrain.video.store import FrameStore
 
 PARAMS = OptimParams(
@@ -33,6 +33,7 @@ PARAMS = OptimParams(
     device="cpu",
     workers=0,
 )
+CLIP = ClipSpec(clip_len=4, frame_rate=15, crop_size=16)
 
 
 # --- the split of an epoch's clips over ranks (pure) -------------------------------------------
@@ -102,18 +103,6 @@ def test_two_ranks_see_the_global_batches_of_one_process_with_twice_the_batch():
     assert [b.tolist() for b in one] == [a.tolist() + b.tolist() for a, b in zip(*two, strict=True)]
 
 
-def test_workers_follow_the_machine(monkeypatch):
-    cpu, cuda = torch.device("cpu"), torch.device("cuda", 0)
-    assert loop.loader_workers("auto", cpu, 1) == 0
-    assert loop.loader_workers(3, cpu, 1) == 3
-    monkeypatch.setattr(os, "sched_getaffinity", lambda _: set(range(64)))
-    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
-    assert loop.loader_workers("auto", cuda, 1) == 8
-    monkeypatch.setenv("LOCAL_WORLD_SIZE", "8")
-    assert loop.loader_workers("auto", cuda, 16) == 7
-    assert OptimParams().workers == "auto"
-
-
 def test_sync_bn_needs_cuda():
     with pytest.raises(ValueError, match="sync_bn"):
         distributed.wrap_model(
@@ -146,6 +135,21 @@ def _model():
     return build_tsp_model("r2plus1d_tiny", 2, objective="tsp", gvf=False, seed=0)
 
 
+def _source(frames):
+    seg = _segments()
+    return ClipSource(FrameStore(frames), seg, seg, CLIP)
+
+
+def _outputs(run_dir):
+    return RunOutputs(run_dir / "ckpt.pt", run_dir / "live", fingerprint="run")
+
+
+def _setup(model, frames, params, ranks):
+    return loop._setup(
+        model, _source(frames), params, ranks=ranks, device=torch.device("cpu"), seed=0
+    )
+
+
 def _run(rank, world_size, port, frames, run_dir, params):
     """One rank, as torchrun starts it: the environment names the group."""
     os.environ.update(
@@ -158,18 +162,7 @@ def _run(rank, world_size, port, frames, run_dir, params):
     )
     torch.set_num_threads(1)
     model = _model()
-    seg = _segments()
-    metrics = train(
-        model,
-        ClipSource(FrameStore(frames), seg, seg, clip_len=4, frame_rate=15),
-        params,
-        crop_size=16,
-        checkpoint=run_dir / "ckpt.pt",
-        live_dir=run_dir / "live",
-        fingerprint="run",
-        seed=0,
-        foreground_only=False,
-    )
+    metrics = train(model, _source(frames), params, _outputs(run_dir), seed=0)
     # test only: every rank shows its weights (the stages let rank 0 alone write)
     torch.save({"model": model.state_dict(), "metrics": metrics}, run_dir / f"rank{rank}.pt")
 
@@ -210,18 +203,7 @@ def test_two_processes_agree_and_resume_to_the_same_weights(store, tmp_path):
     # validation is split over the ranks and summed: the same accuracies as one process
     model = _model()
     model.load_state_dict(straight[0]["model"])
-    seg = _segments()
-    run = loop._setup(
-        model,
-        ClipSource(FrameStore(store), seg, seg, clip_len=4, frame_rate=15),
-        PARAMS,
-        crop_size=16,
-        foreground_only=False,
-        ranks=distributed.Ranks(),
-        device=torch.device("cpu"),
-        seed=0,
-    )
-    alone = loop.validate(run, 1.0, 1.0)
+    alone = loop.validate(_setup(model, store, PARAMS, distributed.Ranks()))
     for key in ("acc_action", "acc_region"):
         assert metrics[f"valid/{key}"] == pytest.approx(alone[key]), key
 
@@ -233,18 +215,9 @@ def test_two_processes_agree_and_resume_to_the_same_weights(store, tmp_path):
 
 
 def test_learning_rates_scale_with_the_world_size(store):
-    seg = _segments()
     for scale, expected in ((True, 4 * 0.01), (False, 0.01)):
-        run = loop._setup(
-            _model(),
-            ClipSource(FrameStore(store), seg, seg, clip_len=4, frame_rate=15),
-            PARAMS.model_copy(update={"scale_lr_by_world_size": scale}),
-            crop_size=16,
-            foreground_only=False,
-            ranks=distributed.Ranks(0, 4, 0),
-            device=torch.device("cpu"),
-            seed=0,
-        )
+        params = PARAMS.model_copy(update={"scale_lr_by_world_size": scale})
+        run = _setup(_model(), store, params, distributed.Ranks(0, 4, 0))
         heads = next(g for g in run.optimizer.param_groups if g["name"] == "heads")
         assert heads["initial_lr"] == pytest.approx(expected)
 
@@ -262,24 +235,24 @@ def test_one_loader_whose_workers_persist_and_do_not_change_the_result(
             super().__init__(*args, **kwargs)
 
     monkeypatch.setattr(loop, "DataLoader", Counting)
-    seg = _segments()
     weights = []
     for workers in (1, 2):
         model = _model()
-        train(
-            model,
-            ClipSource(FrameStore(store), seg, seg, clip_len=4, frame_rate=15),
-            PARAMS.model_copy(update={"workers": workers}),
-            crop_size=16,
-            checkpoint=tmp_path / f"w{workers}" / "ckpt.pt",
-            live_dir=tmp_path / f"w{workers}" / "live",
-            fingerprint="run",
-            seed=0,
-            foreground_only=False,
-        )
+        params = PARAMS.model_copy(update={"workers": workers})
+        train(model, _source(store), params, _outputs(tmp_path / f"w{workers}"), seed=0)
         weights.append(model.state_dict())
     assert len(built) == 2 and all(k["persistent_workers"] for k in built)
     _assert_same(weights[0], weights[1])
+
+
+def test_loader_workers_follow_the_machine_by_default(store):
+    """``auto`` (the default) asks :func:`tsp_pretrain.runtime.input_workers`, the one rule
+    (tests/test_runtime.py): no worker on the CPU."""
+    assert OptimParams().workers == "auto"
+    auto = PARAMS.model_copy(update={"workers": "auto"})
+    assert _setup(_model(), store, auto, distributed.Ranks()).loader.num_workers == 0
+    two = PARAMS.model_copy(update={"workers": 2})
+    assert _setup(_model(), store, two, distributed.Ranks()).loader.num_workers == 2
 
 
 def test_launcher_runs_the_script_as_ranks_or_joins_torchrun(tmp_path, monkeypatch):

@@ -13,10 +13,12 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from synthetic_features import NUM_CLIPS, clips_of, make_dataset, segments_of
 
+from tsp_pretrain.config import DatasetParams, EvaluateParams, Params
 from tsp_pretrain.evaluation import (
     MIN_VIDEOS_FOR_VERDICT,
     Difference,
     EvaluationError,
+    EvaluationSpec,
     align_per_video,
     bootstrap_mean,
     compare_encoders,
@@ -36,10 +38,43 @@ from tsp_pretrain.evaluation.probes import foreground_metrics, roc_points
 # ---------------------------------------------------------------- helpers
 
 
-def evaluate(data: dict, **kwargs) -> object:
-    kwargs = {"seed": 0, "n_bootstrap": 200} | kwargs
+def spec(**kwargs) -> EvaluationSpec:
+    """The synthetic datasets' spec (training / validation videos, the 0.5 clip rule), with a
+    short bootstrap."""
+    defaults = {"train_subset": "training", "valid_subset": "validation", "fg_threshold": 0.5}
+    return EvaluationSpec(**(defaults | {"seed": 0, "n_bootstrap": 200} | kwargs))
+
+
+def evaluate(data: dict, features_source: str = "features", **kwargs) -> object:
     return evaluate_encoder(
-        data["features"], data["clips"], data["segments"], data["videos"], **kwargs
+        data["features"],
+        data["clips"],
+        data["segments"],
+        data["videos"],
+        spec(**kwargs),
+        features_source=features_source,
+    )
+
+
+def test_spec_from_params_takes_the_target_subsets_and_the_evaluate_section() -> None:
+    target = DatasetParams(
+        format="activitynet",
+        annotations="a.json",
+        videos="videos",
+        train_subset="train",
+        valid_subset="val",
+    )
+    params = Params(
+        seed=3,
+        datasets={"target": target},
+        evaluate=EvaluateParams(fg_threshold=0.4, n_bootstrap=500),
+    )
+    assert EvaluationSpec.from_params(params) == spec(
+        train_subset="train", valid_subset="val", fg_threshold=0.4, seed=3, n_bootstrap=500
+    )
+    # no default of its own: the stages' draws are the config's default
+    assert EvaluationSpec.from_params(Params(datasets={"target": target})).n_bootstrap == (
+        EvaluateParams.model_fields["n_bootstrap"].default
     )
 
 
@@ -354,7 +389,7 @@ def test_compare_encoders_rejects_different_clips() -> None:
     a = evaluate(make_dataset(seed=0))
     b = evaluate(make_dataset(seed=1))
     with pytest.raises(EvaluationError, match="different clips"):
-        compare_encoders(a, b, n_bootstrap=10)
+        compare_encoders(a, b, n_bootstrap=10, seed=0)
 
 
 def test_roc_points_are_thinned_keeping_the_ends() -> None:

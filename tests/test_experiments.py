@@ -11,10 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
+from tsp_pretrain.config import EvaluateParams
 from tsp_pretrain.evaluation import MIN_VIDEOS_FOR_VERDICT
 from tsp_pretrain.experiments import (
+    WITHIN_VIDEO_AUC_DRAWS,
     collect,
     compare,
+    default_draws,
     format_verdict,
     plot_sweep,
     resolve_revision,
@@ -208,6 +211,19 @@ def test_compare_calls_a_clear_difference_at_the_minimum(tmp_path, monkeypatch, 
     assert f"over {n} videos (above zero)" in capsys.readouterr().out
     experiments_main(["compare", "tac", "HEAD", "--n-bootstrap", "500"])
     assert f"over {n} videos (below zero)" in capsys.readouterr().out
+
+
+def test_compare_draws_default_to_the_named_choice_and_the_config(tmp_path, monkeypatch, capsys):
+    # within-video AUC: the command's own documented 10,000; localization metrics: the config's
+    # evaluate.n_bootstrap default, as the stages draw
+    assert default_draws("within_video_auc") == WITHIN_VIDEO_AUC_DRAWS == 10_000
+    for metric in ("average_map", "ar_auc"):
+        assert default_draws(metric) == EvaluateParams.model_fields["n_bootstrap"].default
+    repo = _two_runs(tmp_path, MIN_VIDEOS_FOR_VERDICT)
+    monkeypatch.chdir(repo)
+    experiments_main(["compare", "HEAD", "tac"])
+    expected = compare("HEAD", "tac", repo=repo, n_bootstrap=WITHIN_VIDEO_AUC_DRAWS)
+    assert f"{expected['ci_low']:+.4f}, {expected['ci_high']:+.4f}]" in capsys.readouterr().out
 
 
 def _verdict_run(

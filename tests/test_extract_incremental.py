@@ -4,10 +4,10 @@ Before, the feature folder's identity held the digest of the whole frame-store i
 removing or renaming one video changed it and every video was extracted again (on ActivityNet,
 ~20,000 videos for one new file). Now each video's entry records its own frame-store entry
 (``features_are_current``). Each scenario runs the pipeline's own steps: decode the changed
-dataset into the same store (which re-decodes only what changed), compute the settings as the
-stage does (``feature_settings``), extract into the same folder; then it counts the clips the
-encoder saw, checks that the other videos' files were not rewritten (same inode and mtime) and
-that the folder is byte for byte the one a fresh extraction writes.
+dataset into the same store (which re-decodes only what changed), compute the folder identity
+as the stage does (``FeatureSpec.identity``), extract into the same folder; then it counts the
+clips the encoder saw, checks that the other videos' files were not rewritten (same inode and
+mtime) and that the folder is byte for byte the one a fresh extraction writes.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -25,27 +25,25 @@ import torch
 from torch import nn
 from videos import write_video
 
+from tsp_pretrain.config import ClipSpec
 from tsp_pretrain.features import extract as extract_module
-from tsp_pretrain.features.extract import extract_dataset, feature_settings, merge_shards
+from tsp_pretrain.features.extract import extract_dataset, merge_shards
+from tsp_pretrain.features.spec import ExtractionRun, FeatureSpec, OutputSpec
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.video.decode import decode_dataset
 from tsp_pretrain.video.store import FrameStore, StoreSettings
 
 SOURCE_FRAMES = {"a": 60, "b": 45, "c": 30, "d": 20, "e": 36}  # at 30 fps
 CLIP_LEN, STRIDE, FPS = 8, 4, 15
-KWARGS = dict(
-    clip_len=CLIP_LEN,
-    frame_rate=FPS,
-    crop_size=16,
+RUN = ExtractionRun(  # features and identity: Dataset.run
+    FeatureSpec(ClipSpec(CLIP_LEN, FPS, crop_size=16), STRIDE),
+    identity={},
     batch_size=3,
     device=torch.device("cpu"),
+    outputs=OutputSpec({"backbone": "r2plus1d_tiny"}, h5=True, fixed_length=5),
+    skipped=("skipped_id",),  # annotated, left out by the annotation stage
     progress=False,
-    skipped=["skipped_id"],  # annotated, left out by the annotation stage
-    h5=True,
-    fixed_length=5,
-    encoder_info={"backbone": "r2plus1d_tiny"},
 )
-MERGE_KEYS = ("clip_len", "frame_rate", "encoder_info", "skipped", "h5", "fixed_length")
 
 
 class CountingEncoder(nn.Module):
@@ -114,23 +112,14 @@ class Dataset:
             FrameStore(self.frames),
             self.table(names),
             self.out if out is None else out,
-            settings=self.settings(seed, stride),
-            stride=stride,
-            **KWARGS,
+            self.run(seed, stride),
         )
         return counts, encoder.clips
 
-    def settings(self, seed: int = 0, stride: int = STRIDE) -> dict:
-        """As the stage computes them, afresh for every run."""
-        return feature_settings(
-            self.encoder_file(seed),
-            clip_len=CLIP_LEN,
-            stride=stride,
-            frame_rate=FPS,
-            crop_size=16,
-            dtype=torch.float32,
-            channels_last_3d=False,
-        )
+    def run(self, seed: int = 0, stride: int = STRIDE) -> ExtractionRun:
+        """As the stage builds it, its folder identity afresh for every run."""
+        features = FeatureSpec(ClipSpec(CLIP_LEN, FPS, crop_size=16), stride)
+        return replace(RUN, features=features, identity=features.identity(self.encoder_file(seed)))
 
     def fresh(self, names: list[str], **kwargs) -> dict[str, bytes]:
         """The folder a fresh extraction of the current store writes, for comparison."""
@@ -273,27 +262,10 @@ def _shards_then_merge(data: Dataset, names: list[str]) -> int:
     clips = 0
     for i in (0, 1):
         encoder = CountingEncoder(0)
-        extract_dataset(
-            encoder,
-            FrameStore(data.frames),
-            data.table(names),
-            data.out,
-            settings=data.settings(),
-            stride=STRIDE,
-            shard=i,
-            num_shards=2,
-            **KWARGS,
-        )
+        run = replace(data.run(), shard=i, num_shards=2)
+        extract_dataset(encoder, FrameStore(data.frames), data.table(names), data.out, run)
         clips += encoder.clips
-    merge_shards(
-        data.out,
-        data.table(names),
-        FrameStore(data.frames),
-        settings=data.settings(),
-        num_shards=2,
-        stride=STRIDE,
-        **{k: KWARGS[k] for k in MERGE_KEYS},
-    )
+    merge_shards(data.out, data.table(names), FrameStore(data.frames), replace(run, shard=0))
     return clips
 
 

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -18,13 +20,9 @@ import pytest
 import torch
 from videos import write_video
 
+from tsp_pretrain.config import ClipSpec
 from tsp_pretrain.features import store as feature_store
-from tsp_pretrain.features.extract import (
-    compute_dtype,
-    default_workers,
-    extract_dataset,
-    merge_shards,
-)
+from tsp_pretrain.features.extract import extract_dataset, merge_shards
 from tsp_pretrain.features.shards import (
     SHARDS_DIR,
     ShardError,
@@ -32,12 +30,14 @@ from tsp_pretrain.features.shards import (
     shard_dir,
     shard_videos,
 )
+from tsp_pretrain.features.spec import ExtractionRun, FeatureSpec, OutputSpec
 from tsp_pretrain.models.encoder import build_encoder
+from tsp_pretrain.runtime import shard_device
 from tsp_pretrain.video.decode import decode_dataset
 from tsp_pretrain.video.store import FrameStore, StoreSettings
 
 IDS = ["a", "b", "c", "d", "short"]
-SETTINGS = {"code": "x", "encoder": "e", "clip_len": 8, "stride": 4}
+IDENTITY = {"code": "x", "encoder": "e", "clip_len": 8, "stride": 4}
 
 
 @pytest.fixture(scope="module")
@@ -64,18 +64,14 @@ def _videos() -> pd.DataFrame:
     return pd.DataFrame({"video_id": ids, "filename": [f"v_{v}.mp4" for v in ids]})
 
 
-KWARGS = dict(
-    clip_len=8,
-    stride=4,
-    frame_rate=15,
-    crop_size=16,
+RUN = ExtractionRun(
+    FeatureSpec(ClipSpec(clip_len=8, frame_rate=15, crop_size=16), stride=4),
+    identity=IDENTITY,
     batch_size=3,
     device=torch.device("cpu"),
+    outputs=OutputSpec({"backbone": "r2plus1d_tiny"}, h5=True, fixed_length=5),
+    skipped=("skipped_id",),
     progress=False,
-    skipped=["skipped_id"],
-    h5=True,
-    fixed_length=5,
-    encoder_info={"backbone": "r2plus1d_tiny"},
 )
 
 
@@ -95,7 +91,7 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
 @pytest.fixture(scope="module")
 def single(store, tmp_path_factory):
     out = tmp_path_factory.mktemp("single")
-    counts = extract_dataset(_encoder(), store, _videos(), out, settings=SETTINGS, **KWARGS)
+    counts = extract_dataset(_encoder(), store, _videos(), out, RUN)
     assert counts == {"extracted": 5, "reused": 0, "missing": 1}
     return _snapshot(out)
 
@@ -110,7 +106,7 @@ def test_index_is_written_once_and_progress_records_are_constant_size(store, tmp
         real(path, document, **kwargs)
 
     monkeypatch.setattr(feature_store, "write_json", spy)
-    extract_dataset(_encoder(), store, _videos(), tmp_path, settings=SETTINGS, **KWARGS)
+    extract_dataset(_encoder(), store, _videos(), tmp_path, RUN)
     index_writes = [doc for path, doc in writes if path.name == "index.json"]
     records = [doc for path, doc in writes if path.parent.name == ".progress"]
     assert len(index_writes) == 1 and len(records) == 5
@@ -120,66 +116,31 @@ def test_index_is_written_once_and_progress_records_are_constant_size(store, tmp
 
 def test_workers_give_byte_identical_folders(store, single, tmp_path):
     out = tmp_path / "workers"
-    extract_dataset(_encoder(), store, _videos(), out, settings=SETTINGS, workers=2, **KWARGS)
+    extract_dataset(_encoder(), store, _videos(), out, replace(RUN, workers=2))
     assert _snapshot(out) == single
 
 
 def test_two_shards_merge_to_the_single_process_folder(store, single, tmp_path):
     for i in (1, 0):
-        counts = extract_dataset(
-            _encoder(),
-            store,
-            _videos(),
-            tmp_path,
-            settings=SETTINGS,
-            shard=i,
-            num_shards=2,
-            **KWARGS,
-        )
+        run = replace(RUN, shard=i, num_shards=2)
+        counts = extract_dataset(_encoder(), store, _videos(), tmp_path, run)
         assert counts["extracted"] + counts["missing"] == 3  # a, c, gone | b, d, short
     shard0 = shard_dir(tmp_path, 0, 2)
     assert (shard0 / "v_a.npy").is_file() and not (tmp_path / "v_a.npy").exists()
-    merged = merge_shards(
-        tmp_path,
-        _videos(),
-        store,
-        settings=SETTINGS,
-        num_shards=2,
-        **{
-            k: KWARGS[k]
-            for k in (
-                "clip_len",
-                "stride",
-                "frame_rate",
-                "encoder_info",
-                "skipped",
-                "h5",
-                "fixed_length",
-            )
-        },
-    )
+    merged = merge_shards(tmp_path, _videos(), store, replace(RUN, num_shards=2))
     assert merged == {"merged": 5, "missing": 2}  # gone, skipped_id: meta.json's num_missing
     assert _snapshot(tmp_path) == single
     assert not (tmp_path / SHARDS_DIR).exists()
 
 
-def _merge(store, out: Path, **overrides):
-    keys = ("clip_len", "stride", "frame_rate", "encoder_info", "skipped", "h5", "fixed_length")
-    kwargs = {k: KWARGS[k] for k in keys} | {"settings": SETTINGS, "num_shards": 2}
-    return merge_shards(out, _videos(), store, rerun="RUN {i}", **kwargs | overrides)
+def _merge(store, out: Path, num_shards: int = 2):
+    run = replace(RUN, num_shards=num_shards)
+    return merge_shards(out, _videos(), store, run, rerun="RUN {i}")
 
 
-def _shard(store, out: Path, i: int, settings=SETTINGS, videos=None):
-    extract_dataset(
-        _encoder(),
-        store,
-        _videos() if videos is None else videos,
-        out,
-        settings=settings,
-        shard=i,
-        num_shards=2,
-        **KWARGS,
-    )
+def _shard(store, out: Path, i: int, identity=IDENTITY, videos=None):
+    run = replace(RUN, identity=identity, shard=i, num_shards=2)
+    extract_dataset(_encoder(), store, _videos() if videos is None else videos, out, run)
 
 
 def test_merge_names_an_unfinished_shard_and_how_to_run_it(store, tmp_path):
@@ -190,7 +151,7 @@ def test_merge_names_an_unfinished_shard_and_how_to_run_it(store, tmp_path):
 
 def test_merge_rejects_shards_with_other_settings(store, tmp_path):
     _shard(store, tmp_path, 0)
-    _shard(store, tmp_path, 1, settings=SETTINGS | {"encoder": "other"})
+    _shard(store, tmp_path, 1, identity=IDENTITY | {"encoder": "other"})
     with pytest.raises(ShardError, match=r"shard 1-of-2 .*encoder: 'other' \(expected 'e'\)"):
         _merge(store, tmp_path)
 
@@ -247,6 +208,7 @@ import os, signal, sys
 import numpy as np
 import pandas as pd
 import torch
+import pickle
 from tsp_pretrain.features.extract import extract_dataset
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.video.store import FrameStore
@@ -264,20 +226,15 @@ torch.manual_seed(0)
 extract_dataset(
     build_encoder("r2plus1d_tiny", "none").module, FrameStore({frames!r}),
     pd.DataFrame({{"video_id": ids, "filename": [f"v_{{v}}.mp4" for v in ids]}}),
-    {out!r}, settings={settings!r}, shard=0, num_shards=2, device=torch.device("cpu"),
-    **{kwargs!r},
+    {out!r}, pickle.loads({run!r}),
 )
 """
 
 
 def test_a_killed_shard_resumes_and_merges_to_the_single_process_folder(store, single, tmp_path):
-    kwargs = {k: v for k, v in KWARGS.items() if k != "device"}
+    run = replace(RUN, shard=0, num_shards=2)
     code = _KILLED_SHARD.format(
-        ids=[*IDS, "gone"],
-        frames=str(store.root),
-        out=str(tmp_path),
-        settings=SETTINGS,
-        kwargs=kwargs,
+        ids=[*IDS, "gone"], frames=str(store.root), out=str(tmp_path), run=pickle.dumps(run)
     )
     env = os.environ | {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
@@ -285,9 +242,7 @@ def test_a_killed_shard_resumes_and_merges_to_the_single_process_folder(store, s
     folder = shard_dir(tmp_path, 0, 2)
     assert len(list((folder / ".progress").glob("*.json"))) == 1  # the first video's record
     assert not (folder / "index.json").exists()
-    counts = extract_dataset(
-        _encoder(), store, _videos(), tmp_path, settings=SETTINGS, shard=0, num_shards=2, **KWARGS
-    )
+    counts = extract_dataset(_encoder(), store, _videos(), tmp_path, run)
     assert counts["reused"] == 1 and counts["extracted"] == 1
     _shard(store, tmp_path, 1)
     _merge(store, tmp_path)
@@ -311,15 +266,17 @@ def test_resolve_shard_from_params_or_torchrun():
         resolve_shard(2, 2, env={})
 
 
-def test_precision_and_workers_defaults_follow_the_device():
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    assert compute_dtype("auto", cpu) == torch.float32
-    assert compute_dtype("auto", cuda) == torch.float16
-    assert compute_dtype("bfloat16", cuda) == torch.bfloat16
-    with pytest.raises(ValueError, match=r"extract\.dtype"):
-        compute_dtype("int8", cpu)
-    assert default_workers(cpu, cpus=64) == 0
-    assert default_workers(cuda, cpus=16) == 8 and default_workers(cuda, cpus=2) == 1
+def test_each_shard_on_cuda_takes_its_own_gpu(monkeypatch):
+    """Precision and input workers are tests/test_runtime.py's; the shard's GPU is here."""
+    assert shard_device("cpu", 1, 2) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert shard_device("cuda", 3, 4) == torch.device("cuda:1")
+    assert shard_device("cuda", 3, 1) == torch.device("cuda")  # one process: as asked
+    assert shard_device("cuda:0", 3, 4) == torch.device("cuda:0")  # an index given: kept
+    monkeypatch.setenv("LOCAL_RANK", "0")  # torchrun's rank on this machine wins
+    assert shard_device("cuda", 3, 4) == torch.device("cuda:0")
 
 
 def test_extract_params_reject_a_shard_outside_the_split():

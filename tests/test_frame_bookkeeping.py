@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from killed_decode import run_killed_on_the_third
 from videos import write_video
 
 from tsp_pretrain import atomic
@@ -68,28 +69,18 @@ def test_index_is_written_a_constant_number_of_times(tmp_path, monkeypatch, num_
     assert not list(out.glob(f"*{PENDING_SUFFIX}")), "entry files left in the finished store"
 
 
-_KILLED_RUN = """
-import os, signal, sys
-import pandas as pd
-from pathlib import Path
-from tsp_pretrain.video import decode
+def _killed_run(videos: Path, out: Path):
+    """A single-process decode of a, b, c, d into ``out``, killed on the third video."""
+    return run_killed_on_the_third(
+        f"""
 from tsp_pretrain.video.store import StoreSettings
-
-videos, out = Path(sys.argv[1]), Path(sys.argv[2])
-real, calls = decode._decode_one, []
-
-def dies_on_the_third(job):
-    calls.append(job.video_id)
-    if len(calls) == 3:
-        os.kill(os.getpid(), signal.SIGKILL)
-    return real(job)
-
-decode._decode_one = dies_on_the_third
 names = ["a", "b", "c", "d"]
-table = pd.DataFrame({"video_id": names, "filename": [f"{v}.mp4" for v in names],
-                      "duration": [1.0] * 4})
-decode.decode_dataset(table, videos, out, StoreSettings(15, 16, "npy"), progress=False)
+table = pd.DataFrame({{"video_id": names, "filename": [f"{{v}}.mp4" for v in names],
+                      "duration": [1.0] * 4}})
+decode.decode_dataset(table, {str(videos)!r}, {str(out)!r}, StoreSettings(15, 16, "npy"),
+                      progress=False)
 """
+    )
 
 
 def _folder_bytes(folder: Path) -> dict[str, bytes]:
@@ -101,11 +92,8 @@ def test_a_killed_run_resumes_from_its_entry_files_to_identical_bytes(tmp_path):
     for name in "abcd":
         write_video(videos / f"{name}.mp4", num_frames=30)
     killed = tmp_path / "killed"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    result = subprocess.run(
-        [sys.executable, "-c", _KILLED_RUN, str(videos), str(killed)], env=env, cwd=ROOT
-    )
-    assert result.returncode == -9  # SIGKILL, while decoding the third video
+    result = _killed_run(videos, killed)
+    assert result.returncode == -9, result.stderr[-3000:]  # SIGKILL, decoding the third video
     # what the killed run finished is on disk, one entry file per video beside its frames
     assert sorted(p.name for p in killed.glob(f"*{PENDING_SUFFIX}")) == [
         "a.entry.json",

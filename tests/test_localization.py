@@ -10,7 +10,7 @@ import pytest
 from synthetic_features import make_dataset
 
 from tsp_pretrain.config import LocalizeParams
-from tsp_pretrain.evaluation import MIN_VIDEOS_FOR_VERDICT, log_differences
+from tsp_pretrain.evaluation import MIN_VIDEOS_FOR_VERDICT, EvaluationSpec, log_differences
 from tsp_pretrain.evaluation.errors import EvaluationError
 from tsp_pretrain.localization import (
     localization_differences,
@@ -29,6 +29,10 @@ from tsp_pretrain.localization.score import main as score_main
 from tsp_pretrain.localization.scoring import bootstrap, bootstrap_samples, comparison_report
 
 ANET = tiou_thresholds("activitynet")
+#: The synthetic datasets' probes: training / validation videos, the 0.5 clip rule.
+SPEC = EvaluationSpec(
+    train_subset="training", valid_subset="validation", fg_threshold=0.5, seed=0, n_bootstrap=200
+)
 
 ANET_GT = {
     "version": "VERSION 1.3",
@@ -70,10 +74,10 @@ def test_clip_runs_over_thresholds():
 
 def test_contrast_score_prefers_the_run_that_fits_the_step():
     values = np.array([0.0] * 5 + [1.0] * 5 + [0.0] * 5)
-    settings = LocalizeParams()
-    exact = run_score(values, 5, 9, settings)
-    wide = run_score(values, 3, 11, settings)
-    narrow = run_score(values, 6, 8, settings)
+    params = LocalizeParams()
+    exact = run_score(values, 5, 9, params)
+    wide = run_score(values, 3, 11, params)
+    narrow = run_score(values, 6, 8, params)
     assert exact == 1.0 and wide < exact and narrow < exact
     assert run_score(values, 6, 8, LocalizeParams(score="inner")) == 1.0  # inner cannot tell
 
@@ -104,7 +108,7 @@ def test_read_out_finds_planted_actions_and_fits_nothing_on_validation():
     data = make_dataset(num_train=16, num_valid=8, separation=3.0, noise=0.3)
     labels = ["class0", "class1", "class2"]
     args = (data["features"], data["clips"], data["segments"], data["videos"], labels)
-    readout = read_out_encoder(*args, LocalizeParams(smoothing=0.0))
+    readout = read_out_encoder(*args, LocalizeParams(smoothing=0.0), SPEC)
     valid = sorted(data["videos"].query("subset == 'validation'")["video_id"])
     assert sorted(readout.clips["video_id"].unique()) == valid
     assert set(readout.detections["label"]) <= set(labels)
@@ -135,6 +139,7 @@ def test_read_out_finds_planted_actions_and_fits_nothing_on_validation():
         data["videos"],
         labels,
         LocalizeParams(smoothing=0.0),
+        SPEC,
     )
     pd.testing.assert_frame_equal(again.detections, readout.detections)
     # noise features: the read-out is much worse
@@ -146,6 +151,7 @@ def test_read_out_finds_planted_actions_and_fits_nothing_on_validation():
         noisy["videos"],
         labels,
         LocalizeParams(smoothing=0.0),
+        SPEC,
     )
     worse = (
         match(GroundTruth(valid, gt, "synthetic"), bad.detections, bad.proposals, thresholds=ANET)
@@ -271,7 +277,7 @@ def _good_and_bad_readouts(num_valid: int = 12) -> dict:
     matched = {}
     for name, d in (("good", data), ("bad", noisy)):
         r = read_out_encoder(
-            d["features"], d["clips"], d["segments"], d["videos"], labels, LocalizeParams()
+            d["features"], d["clips"], d["segments"], d["videos"], labels, LocalizeParams(), SPEC
         )
         matched[name] = match(gt, r.detections, r.proposals, thresholds=ANET, videos=valid)
     return matched

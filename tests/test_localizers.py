@@ -22,13 +22,25 @@ import torch
 import yaml
 from videos import write_video
 
-from tsp_pretrain.annotations import build_annotations, write_annotations
+from tsp_pretrain.annotations import (
+    AnnotationRules,
+    AnnotationSource,
+    build_annotations,
+    write_annotations,
+)
+from tsp_pretrain.config import ClipSpec
 from tsp_pretrain.digest import file_digest
 from tsp_pretrain.features import localizers
 from tsp_pretrain.features.extract import extract_dataset
-from tsp_pretrain.features.outputs import annotated_but_skipped, encoder_description, write_h5
+from tsp_pretrain.features.outputs import annotated_but_skipped, write_h5
+from tsp_pretrain.features.spec import (
+    ExtractionRun,
+    FeatureSpec,
+    OutputSpec,
+    encoder_description,
+)
 from tsp_pretrain.models.encoder import build_encoder
-from tsp_pretrain.training.checkpoint import load_encoder_file, save_encoder
+from tsp_pretrain.models.encoder_file import load_encoder_file, save_encoder
 from tsp_pretrain.video.decode import decode_dataset
 from tsp_pretrain.video.store import FrameStore, StoreSettings
 
@@ -56,12 +68,9 @@ def _annotations(tmp, videos_dir):
     path = tmp / "anet.json"
     path.write_text(json.dumps({"database": database}))
     result = build_annotations(
-        "activitynet",
-        path,
+        AnnotationSource("activitynet", path),
         videos_dir,
-        clip_seconds=0.3,
-        min_background=0.0,
-        duration_tolerance=1.0,
+        AnnotationRules(clip_seconds=0.3, min_background=0.0, duration_tolerance=1.0),
         workers=1,
         progress=False,
     )
@@ -71,24 +80,21 @@ def _annotations(tmp, videos_dir):
 
 def _extract(store, videos, out, encoder_file, ann_dir, *, h5, fixed_length):
     state = load_encoder_file(encoder_file)
-    return extract_dataset(
-        build_encoder(state["backbone"], str(encoder_file)).module,
-        store,
-        videos,
-        out,
-        settings={"v": 1},
-        clip_len=CLIP_LEN,
-        stride=STRIDE,
-        frame_rate=FPS,
-        crop_size=16,
+    run = ExtractionRun(
+        FeatureSpec(ClipSpec(CLIP_LEN, FPS, crop_size=16), STRIDE),
+        identity={"v": 1},
         batch_size=4,
         device=torch.device("cpu"),
-        encoder_info=encoder_description(state, encoder_file, file_digest(encoder_file)),
-        skipped=annotated_but_skipped(ann_dir),
-        h5=h5,
-        fixed_length=fixed_length,
+        outputs=OutputSpec(
+            encoder_description(state, encoder_file, file_digest(encoder_file)),
+            h5=h5,
+            fixed_length=fixed_length,
+        ),
+        skipped=tuple(annotated_but_skipped(ann_dir)),
         progress=False,
     )
+    encoder = build_encoder(state["backbone"], str(encoder_file)).module
+    return extract_dataset(encoder, store, videos, out, run)
 
 
 @pytest.fixture(scope="module")
@@ -383,7 +389,7 @@ def test_meta_json_describes_the_folder(folder):
     text = (out / "meta.json").read_text()
     meta = json.loads(text)
     assert text == json.dumps(meta, indent=1, sort_keys=True) + "\n"  # sorted, deterministic
-    assert meta["fps"] == FPS and meta["clip_len"] == CLIP_LEN and meta["stride"] == STRIDE
+    assert meta["frame_rate"] == FPS and meta["clip_len"] == CLIP_LEN and meta["stride"] == STRIDE
     assert meta["first_clip_start_frame"] == 0 and meta["offset_frames"] == CLIP_LEN / 2
     assert meta["feature_dim"] == folder["feature_dim"]
     assert meta["file_prefix"] == "v_" and meta["file_ext"] == ".npy"
@@ -394,7 +400,7 @@ def test_meta_json_describes_the_folder(folder):
     assert "pretrain_metrics" not in enc["info"]
     assert meta["hdf5"]["file"] == "features.hdf5"
     assert meta["fixed_length"]["folder"] == f"resized_{LENGTH}"
-    assert "(k * stride + clip_len / 2) / fps" in meta["row_time"]
+    assert "(k * stride + clip_len / 2) / frame_rate" in meta["row_time"]
 
 
 # --- HDF5 -------------------------------------------------------------------------------------
@@ -592,7 +598,13 @@ def _hand_made(root, *, prefix="", labels=LABELS, stray=False, unlisted=False):
     if stray:
         np.save(features / f"{prefix}other.npy", np.ones((3, 4), np.float32))
     (features / "missing_files.txt").write_text("" if unlisted else "q\n")
-    meta = {"fps": 15.0, "clip_len": 16, "stride": 16, "feature_dim": 4, "file_prefix": prefix}
+    meta = {
+        "frame_rate": 15.0,
+        "clip_len": 16,
+        "stride": 16,
+        "feature_dim": 4,
+        "file_prefix": prefix,
+    }
     (features / "meta.json").write_text(json.dumps(meta | {"hdf5": None}))
     return ann, features
 

@@ -1,4 +1,4 @@
-"""Backbone registry, TSP heads, loss, parameter groups and device choice."""
+"""Backbone registry, TSP heads, loss, parameter groups (the device: tests/test_runtime.py)."""
 
 from __future__ import annotations
 

@@ -193,8 +193,10 @@ def test_extraction_from_the_mp4_store_is_identical_with_any_number_of_workers(t
     """Workers decode and crop YUV; the batch is converted where the model runs."""
     import torch
 
+    from tsp_pretrain.config import ClipSpec
     from tsp_pretrain.data.transforms import ClipTransform
     from tsp_pretrain.features.extract import iter_features
+    from tsp_pretrain.features.spec import FeatureSpec
 
     videos = {f"v{i}": _textured_frames(30 + 7 * i, 32, 45, seed=i) for i in range(3)}
     store = _store(tmp_path, videos)
@@ -202,9 +204,11 @@ def test_extraction_from_the_mp4_store_is_identical_with_any_number_of_workers(t
     encoder = torch.nn.Sequential(
         torch.nn.Conv3d(3, 4, 3), torch.nn.AdaptiveAvgPool3d(1), torch.nn.Flatten()
     ).eval()
-    kwargs = dict(clip_len=8, stride=8, crop_size=16, batch_size=3, device=torch.device("cpu"))
+    spec = FeatureSpec(ClipSpec(clip_len=8, frame_rate=15, crop_size=16), stride=8)
+    kwargs = dict(batch_size=3, device=torch.device("cpu"))
     runs = [
-        dict(iter_features(encoder, store, store.video_ids, workers=w, **kwargs)) for w in (0, 2)
+        dict(iter_features(encoder, store, store.video_ids, spec, workers=w, **kwargs))
+        for w in (0, 2)
     ]
     assert sorted(runs[0]) == sorted(runs[1]) == ["v0", "v1", "v2"]
     for vid in runs[0]:

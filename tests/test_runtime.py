@@ -54,5 +54,5 @@ def test_mixed_precision_runs_on_cuda_only():
     assert compute_dtype("auto", CUDA) == torch.float16
     assert compute_dtype("bfloat16", CUDA) == torch.bfloat16
     assert set(PRECISIONS) == {"auto", "float32", "float16", "bfloat16"}
-    with pytest.raises(ValueError, match="extract.dtype must be one of"):
+    with pytest.raises(ValueError, match=r"extract\.dtype must be one of"):
         compute_dtype("float8", CUDA)

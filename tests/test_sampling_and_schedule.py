@@ -7,9 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from tsp_pretrain.data.sampling import BACKGROUND, FOREGROUND, sample_clips, sliding_windows
+from tsp_pretrain.config import ClipSpec
+from tsp_pretrain.data.sampling import (
+    BACKGROUND_TARGET,
+    FOREGROUND_TARGET,
+    sample_clips,
+    sliding_windows,
+)
 from tsp_pretrain.features.extract import iter_windows
 from tsp_pretrain.features.gvf import global_video_features
+from tsp_pretrain.regions import BACKGROUND, BACKGROUND_LABEL_ID, FOREGROUND
 from tsp_pretrain.training.schedule import build_scheduler
 
 SEGMENTS = pd.DataFrame(
@@ -19,17 +26,18 @@ SEGMENTS = pd.DataFrame(
         "t_end": [4.0, 10.0, 2.0],
         "label": ["", "jump", "run"],
         "label_id": [-1, 0, 1],
-        "region": ["background", "foreground", "foreground"],
+        "region": [BACKGROUND, FOREGROUND, FOREGROUND],
     }
 )
+RECIPE_CLIP = ClipSpec(clip_len=16, frame_rate=15, crop_size=112)  # 16 / 15 s
+ONE_SECOND = ClipSpec(clip_len=10, frame_rate=10, crop_size=112)
 
 
 def test_training_clips_lie_inside_their_segment():
     clips = sample_clips(
         SEGMENTS,
+        clip=RECIPE_CLIP,
         clips_per_segment=50,
-        clip_seconds=16 / 15,
-        frame_rate=15,
         rng=np.random.default_rng(0),
     )
     assert len(clips) == 150
@@ -39,17 +47,17 @@ def test_training_clips_lie_inside_their_segment():
     assert (
         start_s + 16 / 15 <= np.maximum(seg["t_end"], seg["t_start"] + 16 / 15) + 0.5 / 15
     ).all()
-    assert set(clips.loc[seg["region"] == "background", "action"]) == {-1}
-    assert set(clips.loc[seg["region"] == "background", "region"]) == {BACKGROUND}
+    assert set(clips.loc[seg["region"] == BACKGROUND, "action"]) == {BACKGROUND_LABEL_ID}
+    assert set(clips.loc[seg["region"] == BACKGROUND, "region"]) == {BACKGROUND_TARGET}
     assert set(clips.loc[seg["label"] == "jump", "action"]) == {0}
-    assert set(clips.loc[seg["label"] == "jump", "region"]) == {FOREGROUND}
+    assert set(clips.loc[seg["label"] == "jump", "region"]) == {FOREGROUND_TARGET}
     # the 1 s segment is shorter than a clip: its clips start at the segment start
     assert set(clips.loc[seg["label"] == "run", "start_frame"]) == {15}
 
 
 def test_validation_clips_are_evenly_spaced_and_fixed():
-    a = sample_clips(SEGMENTS, clips_per_segment=5, clip_seconds=1.0, frame_rate=10, rng=None)
-    b = sample_clips(SEGMENTS, clips_per_segment=5, clip_seconds=1.0, frame_rate=10, rng=None)
+    a = sample_clips(SEGMENTS, clip=ONE_SECOND, clips_per_segment=5, rng=None)
+    b = sample_clips(SEGMENTS, clip=ONE_SECOND, clips_per_segment=5, rng=None)
     pd.testing.assert_frame_equal(a, b)
     # 4 s .. 9 s in 5 steps; frame = round(t * fps), ties to even (52.5 -> 52)
     assert a["start_frame"].iloc[5:10].tolist() == [40, 52, 65, 78, 90]
@@ -59,9 +67,8 @@ def test_training_clips_differ_between_epochs_but_repeat_for_a_seed():
     def draw(epoch):
         return sample_clips(
             SEGMENTS,
+            clip=ONE_SECOND,
             clips_per_segment=5,
-            clip_seconds=1.0,
-            frame_rate=10,
             rng=np.random.default_rng([0, epoch]),
         )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -10,15 +11,17 @@ import pytest
 import torch
 from videos import tiny_store_segments, write_tiny_store
 
-from tsp_pretrain.config import OptimParams
+from tsp_pretrain.config import ClipSpec, OptimParams, Params
 from tsp_pretrain.features.extract import extract_dataset
+from tsp_pretrain.features.spec import ExtractionRun, FeatureSpec
 from tsp_pretrain.features.store import load_features
 from tsp_pretrain.models.encoder import build_encoder
 from tsp_pretrain.models.tsp import build_tsp_model
 from tsp_pretrain.training import loop
 from tsp_pretrain.training.health import LossHistory
-from tsp_pretrain.training.loop import ClipSource, train
-from tsp_pretrain.video.store import FrameStore
+from tsp_pretrain.training.loop import ClipSource, RunOutputs, train
+from tsp_pretrain.training.stage import InitialEncoder, TrainingStage, training_fingerprint
+from tsp_pretrain.video.store import INDEX_FILE, FrameStore
 
 PARAMS = OptimParams(
     epochs=2,
@@ -47,21 +50,13 @@ def _model(objective="tsp", gvf=True):
 
 def _source(store, gvf=None):
     seg = _segments()
-    return ClipSource(store, seg, seg, clip_len=4, frame_rate=15, gvf=gvf)
+    return ClipSource(store, seg, seg, ClipSpec(clip_len=4, frame_rate=15, crop_size=16), gvf=gvf)
 
 
-def _train(model, store, tmp_path, fingerprint="run", gvf=None, objective="tsp", params=PARAMS):
-    return train(
-        model,
-        _source(store, gvf),
-        params,
-        crop_size=16,
-        checkpoint=tmp_path / "ckpt.pt",
-        live_dir=tmp_path / "live",
-        fingerprint=fingerprint,
-        seed=0,
-        foreground_only=objective == "tac",
-    )
+def _train(model, store, tmp_path, fingerprint="run", gvf=None, params=PARAMS):
+    """Train ``model``; its objective decides the segments (TAC: foreground only)."""
+    outputs = RunOutputs(tmp_path / "ckpt.pt", tmp_path / "live", fingerprint)
+    return train(model, _source(store, gvf), params, outputs, seed=0)
 
 
 def test_tsp_with_gvf_trains_and_logs(store, tmp_path):
@@ -107,11 +102,11 @@ def test_validating_before_training_leaves_weights_and_plots_byte_identical(
     real = loop.validate_before_training
     monkeypatch.setattr(loop, "validate_before_training", lambda *a: calls.append(1) or real(*a))
     with_pass = _model("tac", gvf=False)
-    _train(with_pass, store, tmp_path / "with", objective="tac", params=params)
+    _train(with_pass, store, tmp_path / "with", params=params)
     assert calls == [1]
     _skip_validation_before_training(monkeypatch, float("inf"))
     without = _model("tac", gvf=False)
-    _train(without, store, tmp_path / "without", objective="tac", params=params)
+    _train(without, store, tmp_path / "without", params=params)
     for (name, a), b in zip(
         with_pass.state_dict().items(), without.state_dict().values(), strict=True
     ):
@@ -127,7 +122,7 @@ def test_validating_before_training_leaves_weights_and_plots_byte_identical(
 def test_a_run_that_ends_above_its_starting_loss_is_flagged(store, tmp_path, monkeypatch, caplog):
     _skip_validation_before_training(monkeypatch, 0.0)  # any trained model's loss is above 0
     with caplog.at_level("WARNING", logger="tsp_pretrain.training.health"):
-        metrics = _train(_model("tac", gvf=False), store, tmp_path, objective="tac")
+        metrics = _train(_model("tac", gvf=False), store, tmp_path)
     health = json.loads((tmp_path / "live" / "metrics.json").read_text())["health"]
     assert health["valid_loss_rose"] == 1 and health["healthy"] == 0
     assert health["valid_loss_initial"] == 0.0
@@ -138,12 +133,12 @@ def test_a_run_that_ends_above_its_starting_loss_is_flagged(store, tmp_path, mon
         assert key in text
     caplog.clear()
     with caplog.at_level("WARNING", logger="tsp_pretrain.training.health"):  # all epochs done:
-        _train(_model("tac", gvf=False), store, tmp_path, objective="tac")  # still reported
+        _train(_model("tac", gvf=False), store, tmp_path)  # still reported
     assert "TRAINING WENT WRONG" in caplog.text
 
 
 def test_tac_sees_only_foreground(store, tmp_path):
-    metrics = _train(_model("tac", gvf=False), store, tmp_path, objective="tac")
+    metrics = _train(_model("tac", gvf=False), store, tmp_path)
     assert "train/acc_region" not in metrics
     assert metrics["seen/fg_clips"] == metrics["seen/clips"] == 2 * 2 * 2  # epochs x segs x clips
 
@@ -166,15 +161,15 @@ def _interrupt_then_resume(store, run_dir, monkeypatch, name: str, n: int) -> to
     with monkeypatch.context() as patch:
         _stop_at_call(patch, name, n)
         with pytest.raises(KeyboardInterrupt):
-            _train(_model("tac", gvf=False), store, run_dir, objective="tac")
+            _train(_model("tac", gvf=False), store, run_dir)
     resumed = _model("tac", gvf=False)
-    _train(resumed, store, run_dir, objective="tac")
+    _train(resumed, store, run_dir)
     return resumed
 
 
 def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatch):
     straight = _model("tac", gvf=False)
-    _train(straight, store, tmp_path / "straight", objective="tac")
+    _train(straight, store, tmp_path / "straight")
     # validate: 1st call before training, 2nd after epoch 1 (then its checkpoint), 3rd epoch 2
     resumed = _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "validate", 3)
     for (name, a), b in zip(
@@ -188,7 +183,7 @@ def test_interrupted_run_resumes_to_the_same_weights(store, tmp_path, monkeypatc
 def test_a_run_stopped_after_logging_an_epoch_logs_it_once(store, tmp_path, monkeypatch):
     """dvclive writes an epoch's rows before its checkpoint exists: stopped between the two, the
     resumed run does that epoch again and must not log its step twice."""
-    _train(_model("tac", gvf=False), store, tmp_path / "straight", objective="tac")
+    _train(_model("tac", gvf=False), store, tmp_path / "straight")
     _interrupt_then_resume(store, tmp_path / "resumed", monkeypatch, "save_atomic", 2)
     straight, resumed = tmp_path / "straight" / "live", tmp_path / "resumed" / "live"
     files = sorted(p.relative_to(straight) for p in straight.rglob("*") if p.is_file())
@@ -198,12 +193,42 @@ def test_a_run_stopped_after_logging_an_epoch_logs_it_once(store, tmp_path, monk
 
 
 def test_checkpoint_of_another_run_is_not_resumed(store, tmp_path):
-    _train(_model("tac", gvf=False), store, tmp_path, fingerprint="one", objective="tac")
+    _train(_model("tac", gvf=False), store, tmp_path, fingerprint="one")
     first = torch.load(tmp_path / "ckpt.pt", weights_only=False)
-    _train(_model("tac", gvf=False), store, tmp_path, fingerprint="two", objective="tac")
+    _train(_model("tac", gvf=False), store, tmp_path, fingerprint="two")
     second = torch.load(tmp_path / "ckpt.pt", weights_only=False)
     assert first["fingerprint"] == "one" and second["fingerprint"] == "two"
     assert second["epoch"] == 1
+
+
+def _fine_tuning_stage(tmp_path) -> TrainingStage:
+    """A train stage's files: only their bytes matter to the fingerprint."""
+    for name in ("annotations/segments.csv", f"frames/{INDEX_FILE}", "initial.pt"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(name)
+    initial = InitialEncoder(tmp_path / "initial.pt", tmp_path / "features", tmp_path / "gvf")
+    return TrainingStage(
+        "target",
+        *(tmp_path / "annotations", tmp_path / "frames", tmp_path / "out" / "encoder.pt"),
+        *(tmp_path / "out" / "checkpoint.pt", tmp_path / "live"),
+        initial=initial,
+    )
+
+
+@pytest.mark.parametrize(("objective", "gvf_matters"), [("tac", False), ("tsp", True)])
+def test_the_gvf_param_changes_the_fingerprint_only_where_the_model_uses_a_gvf(
+    tmp_path, objective, gvf_matters
+):
+    """TAC trains the same with gvf true or false (no region head): the same run, so its
+    checkpoint resumes; for TSP the region head's input differs: another run."""
+    stage = _fine_tuning_stage(tmp_path)
+    runs = {
+        gvf: training_fingerprint(
+            Params(objective=objective, gvf=gvf), stage, _model(objective, gvf), gvf_file=None
+        )
+        for gvf in (True, False)
+    }
+    assert (runs[True] != runs[False]) == gvf_matters
 
 
 def test_extraction_writes_one_array_per_video_and_resumes(store, tmp_path):
@@ -211,16 +236,11 @@ def test_extraction_writes_one_array_per_video_and_resumes(store, tmp_path):
     videos = pd.DataFrame(
         {"video_id": ["a", "b", "gone"], "filename": ["v_a.mp4", "v_b.mp4", "v_gone.mp4"]}
     )
-    kwargs = dict(
-        clip_len=8,
-        stride=8,
-        frame_rate=15,
-        crop_size=16,
-        batch_size=3,
-        device=torch.device("cpu"),
-        progress=False,
+    spec = FeatureSpec(ClipSpec(clip_len=8, frame_rate=15, crop_size=16), stride=8)
+    run = ExtractionRun(
+        spec, identity={"v": 1}, batch_size=3, device=torch.device("cpu"), progress=False
     )
-    counts = extract_dataset(encoder, store, videos, tmp_path, settings={"v": 1}, **kwargs)
+    counts = extract_dataset(encoder, store, videos, tmp_path, run)
     assert counts == {"extracted": 2, "reused": 0, "missing": 1}
     features, clips = load_features(tmp_path)
     assert sorted(features) == ["a", "b"] and (tmp_path / "v_a.npy").is_file()
@@ -239,7 +259,7 @@ def test_extraction_writes_one_array_per_video_and_resumes(store, tmp_path):
         direct = encoder.eval()(clip[None]).numpy()[0]
     np.testing.assert_allclose(features["a"][1], direct, rtol=1e-4, atol=1e-5)
 
-    again = extract_dataset(encoder, store, videos, tmp_path, settings={"v": 1}, **kwargs)
+    again = extract_dataset(encoder, store, videos, tmp_path, run)
     assert again == {"extracted": 0, "reused": 2, "missing": 1}
-    changed = extract_dataset(encoder, store, videos, tmp_path, settings={"v": 2}, **kwargs)
+    changed = extract_dataset(encoder, store, videos, tmp_path, replace(run, identity={"v": 2}))
     assert changed["extracted"] == 2

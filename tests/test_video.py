@@ -22,6 +22,7 @@ from videos import (
 )
 
 from tsp_pretrain.atomic import partial_path
+from tsp_pretrain.config import ClipSpec
 from tsp_pretrain.data.sampling import avoid_lost_frames, sample_clips
 from tsp_pretrain.features.extract import _write_clips_table
 from tsp_pretrain.video import decode as decode_module
@@ -382,9 +383,8 @@ def test_training_never_samples_clips_over_lost_frames():
     )
     lost = {"a": [(30, 60)], "b": []}  # a: frames 30-59 (2 s .. 4 s at 15 fps)
     rng = np.random.default_rng(0)
-    clips = sample_clips(
-        segments, clips_per_segment=200, clip_seconds=16 / 15, frame_rate=15, rng=rng, lost=lost
-    )
+    clip = ClipSpec(clip_len=16, frame_rate=15, crop_size=112)
+    clips = sample_clips(segments, clip=clip, clips_per_segment=200, rng=rng, lost=lost)
     a = clips[clips["video_id"] == "a"]["start_frame"].to_numpy()
     assert len(clips) == 600
     assert not ((a > 30 - 16) & (a < 60)).any()
@@ -394,9 +394,8 @@ def test_training_never_samples_clips_over_lost_frames():
     assert avoid_lost_frames(20, 0, 100, 16, [(30, 40)]) == 14
     validation = sample_clips(
         segments.iloc[:1],
+        clip=clip,
         clips_per_segment=5,
-        clip_seconds=16 / 15,
-        frame_rate=15,
         rng=None,
         lost={"a": [(0, 200)]},
     )

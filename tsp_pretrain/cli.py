@@ -6,9 +6,9 @@ other hand, needs its traceback. :func:`run_stage` tells the two apart by the ex
 (:data:`USER_ERRORS`); ``TSP_LOG_LEVEL=DEBUG`` (or ``--verbose`` on any stage's command line)
 shows the traceback of user errors too.
 
-The user-error classes are named, not imported: importing ``tsp_pretrain.models.weights`` here
-would pull torch into every stage (and into each stage's DVC dependencies). An exception can only
-be an instance of a class whose module is already imported, so the check looks them up in
+The user-error classes are named, not imported: importing ``tsp_pretrain.models.state_dicts``
+here would pull torch into every stage (and into each stage's DVC dependencies). An exception can
+only be an instance of a class whose module is already imported, so the check looks them up in
 ``sys.modules`` when an error happens.
 """
 
@@ -31,7 +31,7 @@ USER_ERRORS: tuple[str, ...] = (
     "tsp_pretrain.features.localizers:LocalizerConfigError",
     "tsp_pretrain.models.crop:CropMismatchError",
     "tsp_pretrain.models.registry:UnknownBackboneError",
-    "tsp_pretrain.models.weights:WeightsError",
+    "tsp_pretrain.models.state_dicts:WeightsError",
     "tsp_pretrain.numerics:NumericsError",
     "tsp_pretrain.sharding:ShardError",
     "tsp_pretrain.video.manifest:ManifestError",

@@ -100,3 +100,17 @@ def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
     if precision == "auto":
         return torch.float16 if device.type == "cuda" else torch.float32
     return getattr(torch, precision)
+
+
+def shard_device(requested: str, shard: int, num_shards: int) -> torch.device:
+    """The device of one shard of a sharded run (extraction: one process per GPU).
+
+    With several shards on CUDA and no GPU index given, GPU ``LOCAL_RANK`` (torchrun) or
+    ``shard`` modulo the GPUs of the machine, so that the shards of one machine share its GPUs
+    instead of all running on GPU 0; otherwise :func:`pick_device`.
+    """
+    device = pick_device(requested)
+    if device.type == "cuda" and num_shards > 1 and device.index is None:
+        local = int(os.environ.get("LOCAL_RANK", shard))
+        device = pick_device(f"cuda:{local % torch.cuda.device_count()}")
+    return device

@@ -5,7 +5,8 @@ Used by the decode stage (:mod:`tsp_pretrain.video.shards`) and by feature extra
 the same sources (:func:`resolve_shard`). Shard ``i`` of ``n`` takes the videos whose rank in the
 sorted video ids is ``i`` modulo ``n`` (deterministic, disjoint, balanced) and writes into
 ``<out>/.shards/<i>-of-<n>/``, with ``shard.json`` written last when it finished; a merge checks
-the shards (:func:`check_shard_folders`, :func:`claim_share`) and writes ``<out>`` from them.
+the shards (:func:`check_shard_folders`, :func:`finished_shard`, :func:`check_shard_settings`,
+:func:`claim_share`, :func:`check_shard_files`) and writes ``<out>`` from them.
 
 This module sits below ``video`` and ``features``: it imports neither.
 """
@@ -154,13 +155,42 @@ def finished_shard(
 ) -> FinishedShard:
     """Shard ``shard`` of ``num_shards``, finished; a :class:`ShardError` naming it and the command
     that finishes it otherwise. Finished means its ``shard.json``, written last, and its index
-    (``index_file``) are there. ``rerun`` is the command that runs a shard, with ``{i}``."""
+    (``index_file``) are there, and the ``shard.json`` is that shard's. ``rerun`` is the command
+    that runs a shard, with ``{i}``.
+
+    The one finished-shard check of every merge (decoding and feature extraction).
+    """
     folder = shard_dir(out_dir, shard, num_shards)
     name = shard_name(shard, num_shards)
     fix = f"run it (it resumes): {rerun.format(i=shard)}"
     if not (folder / SHARD_FILE).is_file() or not (folder / index_file).is_file():
         raise ShardError(f"shard {name} ({folder}) has not finished: {fix}")
-    return FinishedShard(folder, name, fix, json.loads((folder / SHARD_FILE).read_text()))
+    record = json.loads((folder / SHARD_FILE).read_text())
+    if (record["shard"], record["num_shards"]) != (shard, num_shards):
+        raise ShardError(f"{folder}/{SHARD_FILE} is not shard {name}: delete {folder}; {fix}")
+    return FinishedShard(folder, name, fix, record)
+
+
+def check_shard_settings(
+    shard: FinishedShard, expected: Mapping, got: Mapping, *, made: str, same: str
+) -> None:
+    """A :class:`ShardError` when ``shard`` was ``made`` ("decoded", "extracted") with settings
+    ``got`` other than ``expected``, naming the differences; ``same``: what every shard must
+    share (e.g. "encoder, params and code")."""
+    if got != expected:
+        raise ShardError(
+            f"shard {shard.name} ({shard.folder}) was {made} with other settings "
+            f"({settings_diff(expected, got)}): every shard must use the same {same}; delete "
+            f"{shard.folder} and {shard.fix}"
+        )
+
+
+def check_shard_files(shard: FinishedShard, absent: list[str]) -> None:
+    """A :class:`ShardError` when files the shard's index lists are ``absent``."""
+    if absent:
+        raise ShardError(
+            f"shard {shard.name} ({shard.folder}) lacks its files {absent[:5]}: {shard.fix}"
+        )
 
 
 def claim_share(

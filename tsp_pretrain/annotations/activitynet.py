@@ -54,12 +54,27 @@ def parse_activitynet(
             f'{path}: no "database" object at the top level; an ActivityNet file looks like '
             '{"taxonomy": [...], "database": {"<id>": {"subset": ..., "annotations": [...]}}}'
         )
+    videos, segs = _read_database(path, database)
+    segments = raw_segments_frame(segs)
+    found = _found_labels(path, data, segments["label"]) if labels is None else ([], "")
+    return RawAnnotations(
+        videos=raw_videos_frame(videos),
+        segments=segments,
+        labels=choose_labels(labels, *found, report),
+        report=report,
+    )
 
-    videos: dict[str, list[Any]] = {
+
+_Columns = dict[str, list[Any]]
+
+
+def _read_database(path: Path, database: dict) -> tuple[_Columns, _Columns]:
+    """The video rows and the segment rows of ``database``, as columns, in the file's order."""
+    videos: _Columns = {
         k: []
         for k in ("video_id", "filename", "subset", "annotated_duration", "labelled", "source")
     }
-    segs: dict[str, list[Any]] = {
+    segs: _Columns = {
         k: [] for k in ("video_id", "t_start", "t_end", "label", "excluded", "source")
     }
     for video_id, entry in database.items():
@@ -76,48 +91,57 @@ def parse_activitynet(
         videos["annotated_duration"].append(_number(entry.get("duration"), f"{where}/duration"))
         videos["labelled"].append(video_subset != "testing" or bool(annotations_list))
         videos["source"].append(where)
-        for k, ann in enumerate(annotations_list):
-            at = f"{where}/annotations/{k}"
-            if not isinstance(ann, dict) or "segment" not in ann or "label" not in ann:
-                raise AnnotationError(f'{at}: an annotation needs "segment" and "label"; add them')
-            segment = ann["segment"]
-            if not isinstance(segment, list | tuple) or len(segment) != 2:
-                raise AnnotationError(
-                    f"{at}/segment: expected [start, end] in seconds, got {segment!r}"
-                )
-            segs["video_id"].append(video_id)
-            segs["t_start"].append(_number(segment[0], f"{at}/segment"))
-            segs["t_end"].append(_number(segment[1], f"{at}/segment"))
-            segs["label"].append(str(ann["label"]))
-            segs["excluded"].append(False)
-            segs["source"].append(at)
+        _read_segments(video_id, annotations_list, where, segs)
+    return videos, segs
 
-    segments = raw_segments_frame(segs)
-    found = _found_labels(path, data, segments["label"]) if labels is None else ([], "")
-    return RawAnnotations(
-        videos=raw_videos_frame(videos),
-        segments=segments,
-        labels=choose_labels(labels, *found, report),
-        report=report,
-    )
+
+def _read_segments(video_id: str, annotations_list: list, where: str, segs: _Columns) -> None:
+    """Append one video's annotations to the segment columns ``segs``."""
+    for k, ann in enumerate(annotations_list):
+        at = f"{where}/annotations/{k}"
+        if not isinstance(ann, dict) or "segment" not in ann or "label" not in ann:
+            raise AnnotationError(f'{at}: an annotation needs "segment" and "label"; add them')
+        segment = ann["segment"]
+        if not isinstance(segment, list | tuple) or len(segment) != 2:
+            raise AnnotationError(
+                f"{at}/segment: expected [start, end] in seconds, got {segment!r}"
+            )
+        segs["video_id"].append(video_id)
+        segs["t_start"].append(_number(segment[0], f"{at}/segment"))
+        segs["t_end"].append(_number(segment[1], f"{at}/segment"))
+        segs["label"].append(str(ann["label"]))
+        segs["excluded"].append(False)
+        segs["source"].append(at)
+
+
+# A JSON object listing some key twice: the object json keeps, and every value of each such key.
+_Duplicates = list[tuple[dict, _Columns]]
 
 
 def _load_json(path: Path, report: Report) -> Any:
     """Load the file, reporting video ids the JSON lists twice (``json`` would keep the last)."""
-    duplicates: list[tuple[dict, dict[str, list[Any]]]] = []
+    duplicates: _Duplicates = []
 
     def collect(pairs: list[tuple[str, Any]]) -> dict:
         obj = dict(pairs)
         if len(obj) < len(pairs):
-            values: dict[str, list[Any]] = {}
+            values: _Columns = {}
             for key, value in pairs:
                 values.setdefault(key, []).append(value)
             duplicates.append((obj, {k: v for k, v in values.items() if len(v) > 1}))
         return obj
 
+    data = _read_json(path, collect)
+    database = data.get("database") if isinstance(data, dict) else None
+    _resolve_duplicates(path, database, duplicates, report)
+    return data
+
+
+def _read_json(path: Path, object_pairs_hook: Any) -> Any:
+    """The parsed file; a missing, unreadable or invalid file is an :class:`AnnotationError`."""
     try:
         with path.open(encoding="utf-8-sig") as f:  # tolerate a byte-order mark
-            data = json.load(f, object_pairs_hook=collect)
+            return json.load(f, object_pairs_hook=object_pairs_hook)
     except FileNotFoundError:
         raise AnnotationError(f"{path}: annotation file not found; fix the path") from None
     except (IsADirectoryError, NotADirectoryError):
@@ -135,7 +159,12 @@ def _load_json(path: Path, report: Report) -> Any:
             "(activity_net.v1-3.min.json)"
         ) from None
 
-    database = data.get("database") if isinstance(data, dict) else None
+
+def _resolve_duplicates(
+    path: Path, database: dict | None, duplicates: _Duplicates, report: Report
+) -> None:
+    """Video ids listed twice in ``database``: identical copies are merged, differing ones
+    skipped (both reported); a key twice in any other object is an :class:`AnnotationError`."""
     for obj, dup in duplicates:
         if obj is not database:
             raise AnnotationError(
@@ -162,7 +191,6 @@ def _load_json(path: Path, report: Report) -> Any:
                     "one entry per id",
                     source=where,
                 )
-    return data
 
 
 def _number(value: Any, where: str) -> float:

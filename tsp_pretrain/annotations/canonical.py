@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,11 @@ import pandas as pd
 from tqdm import tqdm
 
 from tsp_pretrain.atomic import write_csv, write_json
+from tsp_pretrain.regions import BACKGROUND, BACKGROUND_LABEL_ID, FOREGROUND
 from tsp_pretrain.video.manifest import Located
 from tsp_pretrain.video.probe import VideoInfo, VideoProbeError, probe_video
 
 from .schema import (
-    BACKGROUND,
-    BACKGROUND_LABEL_ID,
-    FOREGROUND,
     RAW_VIDEO_COLUMNS,
     SEGMENT_COLUMNS,
     VIDEO_COLUMNS,
@@ -154,13 +153,35 @@ def probe_videos(
     )
 
 
+@dataclass(frozen=True)
+class AnnotationRules:
+    """The numbers the rules above use, checked once when built (``ValueError``).
+
+    ``clip_seconds`` is one clip's duration (``Params.clip.seconds``): shorter actions cannot hold
+    a clip. ``min_background`` and ``duration_tolerance`` are the ``annotations`` params.
+    """
+
+    clip_seconds: float
+    min_background: float
+    duration_tolerance: float
+
+    def __post_init__(self) -> None:
+        if not self.clip_seconds > 0:
+            raise ValueError(f"clip_seconds must be > 0, got {self.clip_seconds}")
+        if not (self.min_background >= 0 and self.duration_tolerance >= 0):
+            raise ValueError(
+                "min_background and duration_tolerance must be >= 0, got "
+                f"{self.min_background} and {self.duration_tolerance}"
+            )
+
+    @property
+    def shortest_background(self) -> float:
+        """Background gaps shorter than this are dropped: a gap must hold a clip, too."""
+        return max(self.clip_seconds, self.min_background)
+
+
 def canonicalise(
-    raw: RawAnnotations,
-    probed: pd.DataFrame,
-    *,
-    clip_seconds: float,
-    min_background: float,
-    duration_tolerance: float,
+    raw: RawAnnotations, probed: pd.DataFrame, rules: AnnotationRules
 ) -> CanonicalAnnotations:
     """Apply the module's rules to parsed annotations and probe results (see module docstring)."""
     report = raw.report
@@ -173,21 +194,20 @@ def canonicalise(
         )
     _report_skipped_videos(videos, raw.segments, report)
     videos = videos[videos["problem"] == ""].reset_index(drop=True)
-    _report_duration_mismatch(videos, duration_tolerance, report)
+    _report_duration_mismatch(videos, rules.duration_tolerance, report)
 
     duration = videos.set_index("video_id")["duration"]
     segments = raw.segments[raw.segments["video_id"].isin(duration.index)].copy()
     segments["duration"] = segments["video_id"].map(duration).astype("float64")
     occupied = _valid_times(segments, report)
-    actions = _usable_actions(occupied[~occupied["excluded"]], raw.labels, clip_seconds, report)
+    actions = _usable_actions(
+        occupied[~occupied["excluded"]], raw.labels, rules.clip_seconds, report
+    )
 
     labelled = videos[videos["labelled"]].set_index("video_id")["duration"]
     background = background_segments(occupied[["video_id", "t_start", "t_end"]], labelled)
     background = _drop_short_background(
-        background,
-        max(clip_seconds, min_background),
-        videos.set_index("video_id")["source"],
-        report,
+        background, rules.shortest_background, videos.set_index("video_id")["source"], report
     )
 
     label_ids = {name: i for i, name in enumerate(raw.labels)}

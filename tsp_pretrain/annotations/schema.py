@@ -18,13 +18,12 @@ from typing import Any
 import pandas as pd
 
 from tsp_pretrain.atomic import write_csv, write_json
+from tsp_pretrain.regions import BACKGROUND, FOREGROUND
 
 VIDEO_COLUMNS = ["video_id", "filename", "subset", "duration", "fps", "num_frames"]
 SEGMENT_COLUMNS = ["video_id", "t_start", "t_end", "label", "label_id", "region"]
 REPORT_COLUMNS = ["video_id", "t_start", "t_end", "label", "issue", "action", "detail", "source"]
 SUBSETS = ("training", "validation", "testing")
-FOREGROUND, BACKGROUND = "foreground", "background"
-BACKGROUND_LABEL_ID = -1
 
 # Parser output: one row per annotated video / per annotated segment, as written in the source.
 RAW_VIDEO_COLUMNS = ["video_id", "filename", "subset", "annotated_duration", "labelled", "source"]

@@ -14,7 +14,9 @@ from pathlib import Path, PurePosixPath
 
 import pandas as pd
 
-from .schema import FOREGROUND, AnnotationError, Report
+from tsp_pretrain.regions import FOREGROUND
+
+from .schema import AnnotationError, Report
 
 SUMMARY_COLUMNS = ["annotated", "found", "missing", "unreadable", "foreground_segments"]
 # Issues that remove actions; named when a subset ends up without foreground.

@@ -2,13 +2,14 @@
 
 Every segment of the canonical table (foreground and background) yields ``clips_per_segment``
 clips per epoch. In training the clip start is ``t_start + U(0, 1) * (t_end - t_start -
-clip_seconds)`` (a fresh draw every epoch); in validation the starts are evenly spaced
+clip.seconds)`` (a fresh draw every epoch); in validation the starts are evenly spaced
 (``linspace(0, 1, clips_per_segment)``), so validation sees the same clips every epoch. The
 foreground/background balance comes from the roughly equal numbers of action and background
 segments. TAC uses the foreground segments only, so per epoch it sees the same foreground clips
 as TSP (and fewer steps; both counts are logged).
 
-Times become frame indices of the frame store with ``round(t * frame_rate)``.
+Times become frame indices of the frame store with ``round(t * frame_rate)``; a clip is
+``clip_len`` frames from there (:class:`~tsp_pretrain.config.ClipSpec`, counted in frames).
 
 Each epoch's order and its split over processes (:func:`epoch_order`, :func:`rank_batches`):
 one permutation of the epoch's clips per ``(seed, epoch)``, cut into global batches of
@@ -33,72 +34,90 @@ import numpy as np
 import pandas as pd
 import torch
 
+from tsp_pretrain.config import ClipSpec
+from tsp_pretrain.regions import BACKGROUND, BACKGROUND_LABEL_ID, FOREGROUND, REGIONS
+
 log = logging.getLogger(__name__)
 
-#: Region targets of the region head.
-FOREGROUND, BACKGROUND = 1, 0
+#: Targets of the region head in a sampled clip's ``region`` column: the index of the segment's
+#: region in :data:`tsp_pretrain.regions.REGIONS` (1 and 0).
+FOREGROUND_TARGET, BACKGROUND_TARGET = REGIONS.index(FOREGROUND), REGIONS.index(BACKGROUND)
 
 
 def sample_clips(
     segments: pd.DataFrame,
     *,
+    clip: ClipSpec,
     clips_per_segment: int,
-    clip_seconds: float,
-    frame_rate: float,
     rng: np.random.Generator | None,
     lost: Mapping[str, Sequence[tuple[int, int]]] | None = None,
 ) -> pd.DataFrame:
     """One epoch's clips: columns video_id, start_frame, action, region.
 
-    ``rng=None`` gives the evenly spaced validation clips. Segments shorter than one clip are
-    expected to have been dropped by the annotation stage; here they start at ``t_start``.
-    ``lost`` maps video ids to their lost frame ranges ``[start, stop)``
-    (:attr:`tsp_pretrain.video.store.StoredVideo.lost`); clips are kept off them
-    (:func:`avoid_lost_frames`).
+    ``rng=None`` gives the evenly spaced validation clips. Segments shorter than one clip
+    (``clip.seconds``) are expected to have been dropped by the annotation stage; here they start
+    at ``t_start``. ``lost`` maps video ids to their lost frame ranges ``[start, stop)``
+    (:attr:`tsp_pretrain.video.store.StoredVideo.lost`); clips of ``clip.clip_len`` frames are
+    kept off them (:func:`avoid_lost_frames`). Background clips get the action target
+    :data:`~tsp_pretrain.regions.BACKGROUND_LABEL_ID` (no action class).
     """
-    n = len(segments)
+    k = clips_per_segment
     room = np.maximum(
-        segments["t_end"].to_numpy() - segments["t_start"].to_numpy() - clip_seconds, 0.0
+        segments["t_end"].to_numpy() - segments["t_start"].to_numpy() - clip.seconds, 0.0
     )
     if rng is None:
-        frac = np.tile(np.linspace(0.0, 1.0, clips_per_segment), n)
+        frac = np.tile(np.linspace(0.0, 1.0, k), len(segments))
     else:
-        frac = rng.random(n * clips_per_segment)
-    starts = np.repeat(segments["t_start"].to_numpy(), clips_per_segment)
-    starts = starts + frac * np.repeat(room, clips_per_segment)
-    fg = np.repeat((segments["region"] == "foreground").to_numpy(), clips_per_segment)
-    video_ids = np.repeat(segments["video_id"].to_numpy(), clips_per_segment)
-    start_frames = np.round(starts * frame_rate).astype(np.int64)
+        frac = rng.random(len(segments) * k)
+    first = np.repeat(segments["t_start"].to_numpy(), k)  # each clip's earliest start (seconds)
+    room = np.repeat(room, k)
+    start_frames = np.round((first + frac * room) * clip.frame_rate).astype(np.int64)
+    video_ids = np.repeat(segments["video_id"].to_numpy(), k)
     keep = np.ones(len(start_frames), dtype=bool)
     if lost:
-        t_first = np.repeat(segments["t_start"].to_numpy(), clips_per_segment)
-        first = np.round(t_first * frame_rate)
-        last = np.round((t_first + np.repeat(room, clips_per_segment)) * frame_rate)
-        clip_len = round(clip_seconds * frame_rate)
-        for i in np.flatnonzero(np.isin(video_ids, list(lost))):
-            start = avoid_lost_frames(
-                int(start_frames[i]), int(first[i]), int(last[i]), clip_len, lost[video_ids[i]]
-            )
-            if start is None:
-                keep[i] = False
-            else:
-                start_frames[i] = start
-        if not keep.all():
-            log.warning(
-                "%d clips dropped: their segments hold no clip free of lost (corrupt) frames",
-                int((~keep).sum()),
-            )
+        keep = _keep_off_lost(start_frames, video_ids, (first, room), clip, lost)
+    fg = np.repeat((segments["region"] == FOREGROUND).to_numpy(), k)
     table = pd.DataFrame(
         {
             "video_id": video_ids,
             "start_frame": start_frames,
             "action": np.where(
-                fg, np.repeat(segments["label_id"].to_numpy(), clips_per_segment), -1
+                fg, np.repeat(segments["label_id"].to_numpy(), k), BACKGROUND_LABEL_ID
             ),
-            "region": np.where(fg, FOREGROUND, BACKGROUND),
+            "region": np.where(fg, FOREGROUND_TARGET, BACKGROUND_TARGET),
         }
     )
     return table[keep].reset_index(drop=True)
+
+
+def _keep_off_lost(
+    start_frames: np.ndarray,
+    video_ids: np.ndarray,
+    span: tuple[np.ndarray, np.ndarray],
+    clip: ClipSpec,
+    lost: Mapping[str, Sequence[tuple[int, int]]],
+) -> np.ndarray:
+    """Move clips that overlap lost frames within their segment (``span``: each clip's earliest
+    start and room, in seconds), in place; returns which clips are kept (the others have no
+    start free of lost frames, and are counted in the log)."""
+    first, room = span
+    lo = np.round(first * clip.frame_rate)
+    hi = np.round((first + room) * clip.frame_rate)
+    keep = np.ones(len(start_frames), dtype=bool)
+    for i in np.flatnonzero(np.isin(video_ids, list(lost))):
+        start = avoid_lost_frames(
+            int(start_frames[i]), int(lo[i]), int(hi[i]), clip.clip_len, lost[video_ids[i]]
+        )
+        if start is None:
+            keep[i] = False
+        else:
+            start_frames[i] = start
+    if not keep.all():
+        log.warning(
+            "%d clips dropped: their segments hold no clip free of lost (corrupt) frames",
+            int((~keep).sum()),
+        )
+    return keep
 
 
 def epoch_order(num_clips: int, seed: int) -> np.ndarray:

@@ -106,13 +106,18 @@ def make_demo_dataset(
             f"{out_dir}: not empty; remove it or choose another output folder "
             "(the demo never writes into an existing dataset)"
         )
-    untrimmed, trimmed = plan_untrimmed(params), plan_trimmed(params)
+    parts = {"untrimmed": plan_untrimmed(params), "trimmed": plan_trimmed(params)}
     jobs: list[tuple[VideoPlan, int, Path]] = []
-    for part, plans in (("untrimmed", untrimmed), ("trimmed", trimmed)):
+    for part, plans in parts.items():
         videos = out_dir / part / "videos"
         videos.mkdir(parents=True)
         jobs += [(plan, params.size, videos / plan.filename) for plan in plans]
+    _render_all(jobs, workers, progress)
+    return _write_annotations_and_summary(params, parts, out_dir)
 
+
+def _render_all(jobs: list[tuple[VideoPlan, int, Path]], workers: int, progress: bool) -> None:
+    """Run :func:`render_video` on every job, here (``workers`` 1) or in worker processes."""
     bar = tqdm(total=len(jobs), desc="demo videos", unit="video", disable=not progress)
     with bar:
         if workers == 1:
@@ -124,13 +129,19 @@ def make_demo_dataset(
                 for _ in pool.map(render_video, *zip(*jobs, strict=True), chunksize=4):
                     bar.update()
 
+
+def _write_annotations_and_summary(
+    params: DemoParams, parts: dict[str, list[VideoPlan]], out_dir: Path
+) -> DemoSummary:
+    """Each part's ActivityNet JSON, then ``summary.json``; returns the summary."""
     classes = list(CLASSES)
-    for part, plans in (("untrimmed", untrimmed), ("trimmed", trimmed)):
+    for part, plans in parts.items():
         write_json(
             out_dir / part / ANNOTATION_FILE,
             activitynet_json(plans, classes, params.size),
             indent=None,
         )
+    untrimmed, trimmed = parts["untrimmed"], parts["trimmed"]
     summary = DemoSummary(
         classes=classes,
         untrimmed=_summarise(untrimmed),

@@ -1,11 +1,13 @@
 """Feature-quality probes: does an encoder separate actions from background *within* a video?
 
-Modules, one concept each: :mod:`.clip_labels` (the ground-truth rule for a clip),
-:mod:`.inputs` (feature arrays checked against the clips table), :mod:`.probes` (linear probes and
+Modules, one concept each: :mod:`.spec` (what every probe of a comparison shares, built once
+from the params), :mod:`.clip_labels` (the ground-truth rule for a clip), :mod:`.inputs` (feature
+arrays checked against the clips table, split for the probes), :mod:`.probes` (linear probes and
 their metrics), :mod:`.bootstrap` (intervals over videos, paired differences, the minimum number
 of videos for a verdict), :mod:`.evaluate` (one encoder; two encoders compared), :mod:`.verdict`
-(trained - initial in one word; the warning when training hurt) and :mod:`.plots` (ROC rows,
-timeline PNG).
+(trained - initial in one word; the warning when training hurt), :mod:`.plots` (ROC rows,
+timeline PNG) and :mod:`.stage` (what stage ``evaluate`` runs: files in, files out; imported by
+the stage, not here).
 """
 
 from tsp_pretrain.evaluation.bootstrap import (
@@ -26,14 +28,18 @@ from tsp_pretrain.evaluation.evaluate import (
     evaluate_encoder,
     separability_differences,
 )
+from tsp_pretrain.evaluation.inputs import EncoderFolders
 from tsp_pretrain.evaluation.plots import plot_timelines, roc_table
+from tsp_pretrain.evaluation.spec import EvaluationSpec
 from tsp_pretrain.evaluation.verdict import Difference, describe, log_differences
 
 __all__ = [
     "MIN_VIDEOS_FOR_VERDICT",
     "Difference",
     "EncoderEvaluation",
+    "EncoderFolders",
     "EvaluationError",
+    "EvaluationSpec",
     "Interval",
     "align_per_video",
     "bootstrap_mean",

@@ -24,10 +24,11 @@ import numpy as np
 import pandas as pd
 
 from tsp_pretrain.evaluation.errors import EvaluationError
+from tsp_pretrain.regions import BACKGROUND, FOREGROUND
 
 CLIP_COLUMNS = ("video_id", "clip_index", "t_start", "t_end")
 SEGMENT_COLUMNS = ("video_id", "t_start", "t_end", "label", "label_id", "region")
-REGIONS = ("foreground", "background")
+REGIONS = (FOREGROUND, BACKGROUND)
 FRACTION_TOLERANCE = 1e-9
 
 
@@ -92,7 +93,7 @@ def _check_inputs(clips: pd.DataFrame, segments: pd.DataFrame, threshold: float)
         raise EvaluationError(
             f"segments table: region must be one of {list(REGIONS)}, found {unknown or ['(empty)']}"
         )
-    fg = segments[segments["region"] == "foreground"]
+    fg = segments[segments["region"] == FOREGROUND]
     if (fg["label_id"] < 0).any():
         vid = fg.loc[fg["label_id"] < 0, "video_id"].iloc[0]
         raise EvaluationError(
@@ -109,7 +110,7 @@ def label_clips(
     ``segments``) get background clips only. Row order and index of ``clips`` are kept.
     """
     _check_inputs(clips, segments, threshold)
-    fg = segments[segments["region"] == "foreground"]
+    fg = segments[segments["region"] == FOREGROUND]
     names = fg.drop_duplicates("label_id").set_index("label_id")["label"].fillna("").astype(str)
     fraction = np.zeros(len(clips))
     label_id = np.full(len(clips), -1, dtype=np.int64)
@@ -136,7 +137,7 @@ def label_clips(
         label_id[rows] = np.where(is_fg, best, -1)
     out = clips.copy()
     out["fg_fraction"] = fraction
-    out["region"] = np.where(fraction >= threshold - FRACTION_TOLERANCE, "foreground", "background")
+    out["region"] = np.where(fraction >= threshold - FRACTION_TOLERANCE, FOREGROUND, BACKGROUND)
     out["label_id"] = label_id
     out["label"] = [names.get(i, "") if i >= 0 else "" for i in label_id]
     return out

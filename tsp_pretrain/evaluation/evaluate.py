@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from tsp_pretrain.evaluation.bootstrap import bootstrap_mean, paired_bootstrap_tables
-from tsp_pretrain.evaluation.clip_labels import clip_rule, label_clips
+from tsp_pretrain.evaluation.clip_labels import clip_rule
 from tsp_pretrain.evaluation.errors import EvaluationError
-from tsp_pretrain.evaluation.inputs import select_videos, stack_features
+from tsp_pretrain.evaluation.inputs import ProbeData, split_features
 from tsp_pretrain.evaluation.probes import (
     action_top1,
     fit_foreground_probe,
@@ -27,6 +27,7 @@ from tsp_pretrain.evaluation.probes import (
     per_video_auc,
     roc_points,
 )
+from tsp_pretrain.evaluation.spec import EvaluationSpec
 from tsp_pretrain.evaluation.verdict import Difference
 
 log = logging.getLogger(__name__)
@@ -60,72 +61,74 @@ def evaluate_encoder(
     clips: pd.DataFrame,
     segments: pd.DataFrame,
     videos: pd.DataFrame,
+    spec: EvaluationSpec,
     *,
-    train_subset: str = "training",
-    valid_subset: str = "validation",
-    seed: int = 0,
-    n_bootstrap: int = 1000,
-    threshold: float = 0.5,
-    max_iter: int = 2000,
     max_roc_points: int = 200,
     features_source: str = "features",
 ) -> EncoderEvaluation:
     """Probe one encoder's features: foreground/background and action probes, per-video AUC.
 
     ``features`` maps every video of the two subsets to its ``T x F`` array (row = clip_index).
-    ``features_source`` (e.g. the features folder) is named in error messages.
+    ``spec`` says which videos train and which are scored, the clip rule, the seed and the
+    bootstrap draws. ``features_source`` (e.g. the features folder) is named in error messages.
     """
-    labelled = label_clips(clips, segments, threshold)
-    train_ids = select_videos(videos, train_subset)
-    valid_ids = select_videos(videos, valid_subset)
-    x_train, train_clips = stack_features(features, labelled, train_ids, features_source)
-    x_valid, valid_clips = stack_features(features, labelled, valid_ids, features_source)
-    fg_train = (train_clips["region"] == "foreground").to_numpy()
-    fg_valid = (valid_clips["region"] == "foreground").to_numpy()
-
-    probe = fit_foreground_probe(x_train, fg_train, seed, max_iter)
+    data = split_features(features, clips, segments, videos, spec, features_source)
+    probe = fit_foreground_probe(data.x_train, data.fg_train, spec.seed, spec.max_iter)
     # classes_ is [False, True], so positive log-odds mean foreground.
-    decision = probe.decision_function(x_valid)
-    metrics = foreground_metrics(fg_valid, decision)
+    decision = probe.decision_function(data.x_valid)
+    metrics = foreground_metrics(data.fg_valid, decision)
 
-    per_video = per_video_auc(valid_clips["video_id"].to_numpy(), fg_valid, decision)
-    interval = bootstrap_mean(per_video["auc"].to_numpy(), n_bootstrap=n_bootstrap, seed=seed)
+    per_video = per_video_auc(data.valid_clips["video_id"].to_numpy(), data.fg_valid, decision)
+    interval = bootstrap_mean(
+        per_video["auc"].to_numpy(), n_bootstrap=spec.n_bootstrap, seed=spec.seed
+    )
     metrics |= {
         "within_video_auc": interval.mean,
         "within_video_auc_ci_low": interval.low,
         "within_video_auc_ci_high": interval.high,
         "num_valid_videos_within": interval.num_videos,
     }
-    metrics["action_top1"] = action_top1(
-        x_train[fg_train],
-        train_clips.loc[fg_train, "label_id"].to_numpy(),
-        x_valid[fg_valid],
-        valid_clips.loc[fg_valid, "label_id"].to_numpy(),
-        seed,
-        max_iter,
-    )
-    counts = {
-        "num_train_videos": len(train_ids),
-        "num_valid_videos": len(valid_ids),
-        "num_train_clips": len(train_clips),
-        "num_train_fg_clips": int(fg_train.sum()),
-        "num_valid_clips": len(valid_clips),
-        "num_valid_fg_clips": int(fg_valid.sum()),
-        "num_action_classes": int(train_clips.loc[fg_train, "label_id"].nunique()),
-        "feature_dim": int(x_train.shape[1]),
-    }
+    metrics["action_top1"] = _action_top1(data, spec)
     log.debug("%s: %s", features_source, {k: round(v, DECIMALS) for k, v in metrics.items()})
-    scores = valid_clips[list(SCORE_COLUMNS)].assign(
-        fg_logit=decision, fg_score=probe.predict_proba(x_valid)[:, 1]
+    scores = data.valid_clips[list(SCORE_COLUMNS)].assign(
+        fg_logit=decision, fg_score=probe.predict_proba(data.x_valid)[:, 1]
     )
     return EncoderEvaluation(
         metrics=metrics,
-        counts=counts,
-        clip_rule=clip_rule(threshold),
+        counts=_counts(data),
+        clip_rule=clip_rule(spec.fg_threshold),
         per_video_auc=per_video,
         scores=scores,
-        roc=roc_points(fg_valid, decision, max_roc_points),
+        roc=roc_points(data.fg_valid, decision, max_roc_points),
     )
+
+
+def _action_top1(data: ProbeData, spec: EvaluationSpec) -> float:
+    """Top-1 accuracy of the action probe, fit and scored on foreground clips only."""
+    fg_train, fg_valid = data.fg_train, data.fg_valid
+    return action_top1(
+        data.x_train[fg_train],
+        data.train_clips.loc[fg_train, "label_id"].to_numpy(),
+        data.x_valid[fg_valid],
+        data.valid_clips.loc[fg_valid, "label_id"].to_numpy(),
+        spec.seed,
+        spec.max_iter,
+    )
+
+
+def _counts(data: ProbeData) -> dict[str, int]:
+    """Clip and video counts of the evaluation data (``EncoderEvaluation.counts``)."""
+    fg_train = data.fg_train
+    return {
+        "num_train_videos": len(data.train_ids),
+        "num_valid_videos": len(data.valid_ids),
+        "num_train_clips": len(data.train_clips),
+        "num_train_fg_clips": int(fg_train.sum()),
+        "num_valid_clips": len(data.valid_clips),
+        "num_valid_fg_clips": int(data.fg_valid.sum()),
+        "num_action_classes": int(data.train_clips.loc[fg_train, "label_id"].nunique()),
+        "feature_dim": int(data.x_train.shape[1]),
+    }
 
 
 def round_floats(value: Any, decimals: int = DECIMALS) -> Any:
@@ -163,8 +166,8 @@ def compare_encoders(
     *,
     name_a: str = "trained",
     name_b: str = "initial",
-    n_bootstrap: int = 1000,
-    seed: int = 0,
+    n_bootstrap: int,
+    seed: int,
 ) -> dict[str, Any]:
     """The ``separability.json`` dict: both encoders' metrics and the paired difference A - B.
 

@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 from tsp_pretrain.atomic import atomic_path
 from tsp_pretrain.evaluation.clip_labels import merge_intervals
 from tsp_pretrain.evaluation.errors import EvaluationError
+from tsp_pretrain.regions import BACKGROUND, FOREGROUND
 
 DECIMALS = 4
 
@@ -35,9 +36,7 @@ def roc_table(rocs: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
 
 def timeline_videos(scores: pd.DataFrame, num_videos: int = 4) -> list[str]:
     """The first ``num_videos`` validation videos (by id) that have both regions."""
-    regions = scores.groupby("video_id")["region"].agg(
-        lambda r: set(r) >= {"foreground", "background"}
-    )
+    regions = scores.groupby("video_id")["region"].agg(lambda r: set(r) >= {FOREGROUND, BACKGROUND})
     return sorted(str(v) for v in regions[regions].index)[:num_videos]
 
 
@@ -74,27 +73,10 @@ def plot_timelines(
     bottom = _BAR_TOP - _BAR_STEP * rows if rows else -0.03
     fig = Figure(figsize=(10, (2.3 + 0.25 * rows) * len(chosen) + 0.6), layout="constrained")
     axes = fig.subplots(len(chosen), 1, squeeze=False)[:, 0]
-    fg_segments = segments[segments["region"] == "foreground"]
+    fg_segments = segments[segments["region"] == FOREGROUND]
     for ax, vid in zip(axes, chosen, strict=True):
-        spans = fg_segments.loc[fg_segments["video_id"].astype(str) == vid, ["t_start", "t_end"]]
-        for i, (start, end) in enumerate(merge_intervals(spans.to_numpy())):
-            ax.axvspan(
-                start,
-                end,
-                color="tab:green",
-                alpha=0.2,
-                lw=0,
-                label="ground-truth action" if i == 0 else None,
-            )
-        aucs = []
-        for name, table in scores.items():
-            clips = table[table["video_id"].astype(str) == vid].sort_values("clip_index")
-            if clips.empty:
-                raise EvaluationError(f"plot_timelines: encoder {name!r} has no scores for {vid!r}")
-            centre = (clips["t_start"] + clips["t_end"]).to_numpy() / 2
-            ax.plot(centre, clips["fg_score"], lw=1.4, label=name)
-            auc = roc_auc_score(clips["region"] == "foreground", clips["fg_logit"])
-            aucs.append(f"{name} {auc:.2f}")
+        _draw_truth_spans(ax, vid, fg_segments)
+        aucs = _draw_scores(ax, vid, scores)
         if detections is not None:
             _draw_segment_bars(ax, vid, fg_segments, detections)
         ax.axhline(0.5, color="grey", lw=0.8, ls="--")
@@ -108,6 +90,35 @@ def plot_timelines(
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100)
     return chosen
+
+
+def _draw_truth_spans(ax, vid: str, fg_segments: pd.DataFrame) -> None:
+    """Shade the video's ground-truth action time (overlapping segments merged)."""
+    spans = fg_segments.loc[fg_segments["video_id"].astype(str) == vid, ["t_start", "t_end"]]
+    for i, (start, end) in enumerate(merge_intervals(spans.to_numpy())):
+        ax.axvspan(
+            start,
+            end,
+            color="tab:green",
+            alpha=0.2,
+            lw=0,
+            label="ground-truth action" if i == 0 else None,
+        )
+
+
+def _draw_scores(ax, vid: str, scores: Mapping[str, pd.DataFrame]) -> list[str]:
+    """Each encoder's foreground probability over the video; ``"<name> <within-video AUC>"``
+    per encoder, for the title."""
+    aucs = []
+    for name, table in scores.items():
+        clips = table[table["video_id"].astype(str) == vid].sort_values("clip_index")
+        if clips.empty:
+            raise EvaluationError(f"plot_timelines: encoder {name!r} has no scores for {vid!r}")
+        centre = (clips["t_start"] + clips["t_end"]).to_numpy() / 2
+        ax.plot(centre, clips["fg_score"], lw=1.4, label=name)
+        auc = roc_auc_score(clips["region"] == FOREGROUND, clips["fg_logit"])
+        aucs.append(f"{name} {auc:.2f}")
+    return aucs
 
 
 def _draw_segment_bars(

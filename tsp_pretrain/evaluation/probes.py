@@ -28,8 +28,11 @@ from tsp_pretrain.evaluation.errors import EvaluationError
 
 log = logging.getLogger(__name__)
 
+#: Solver iterations of every probe's logistic regression (ample for standardised features).
+MAX_ITER = 2000
 
-def make_probe(seed: int, max_iter: int = 2000) -> Pipeline:
+
+def make_probe(seed: int, max_iter: int = MAX_ITER) -> Pipeline:
     """An unfitted StandardScaler + balanced LogisticRegression pipeline.
 
     With more than two classes lbfgs fits a multinomial model, which is what the action probe needs.
@@ -46,7 +49,7 @@ def make_probe(seed: int, max_iter: int = 2000) -> Pipeline:
 
 
 def fit_foreground_probe(
-    x_train: np.ndarray, is_foreground: np.ndarray, seed: int, max_iter: int = 2000
+    x_train: np.ndarray, is_foreground: np.ndarray, seed: int, max_iter: int = MAX_ITER
 ) -> Pipeline:
     """Fit the foreground-vs-background probe; an error if the training clips lack a region."""
     is_foreground = np.asarray(is_foreground, dtype=bool)
@@ -114,7 +117,7 @@ def action_top1(
     x_valid: np.ndarray,
     label_valid: np.ndarray,
     seed: int,
-    max_iter: int = 2000,
+    max_iter: int = MAX_ITER,
 ) -> float:
     """Top-1 accuracy of a multinomial probe fit on training foreground clips.
 

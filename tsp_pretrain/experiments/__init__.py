@@ -22,7 +22,9 @@ table and figure), ``__main__`` (the command).
 
 from tsp_pretrain.experiments.compare import (
     METRICS,
+    WITHIN_VIDEO_AUC_DRAWS,
     compare,
+    default_draws,
     format_comparison,
     read_per_video,
     summary_table,
@@ -33,8 +35,10 @@ from tsp_pretrain.experiments.verdict import format_verdict, run_verdict
 
 __all__ = [
     "METRICS",
+    "WITHIN_VIDEO_AUC_DRAWS",
     "collect",
     "compare",
+    "default_draws",
     "format_comparison",
     "format_verdict",
     "plot_sweep",

@@ -6,8 +6,10 @@ import argparse
 
 from tsp_pretrain.experiments import (
     METRICS,
+    WITHIN_VIDEO_AUC_DRAWS,
     collect,
     compare,
+    default_draws,
     format_comparison,
     format_verdict,
     plot_sweep,
@@ -34,7 +36,13 @@ def _parser() -> argparse.ArgumentParser:
     cmp_.add_argument("b", help="experiment name, git revision, or 'workspace'")
     cmp_.add_argument("--metric", default="within_video_auc", choices=METRICS)
     cmp_.add_argument("--encoder", default="trained", choices=["trained", "initial"])
-    cmp_.add_argument("--n-bootstrap", type=int, default=None, help="default 10000 (AUC), 2000")
+    cmp_.add_argument(
+        "--n-bootstrap",
+        type=int,
+        default=None,
+        help=f"draws (default {WITHIN_VIDEO_AUC_DRAWS} for within_video_auc, else "
+        f"{default_draws('average_map')}: params' evaluate.n_bootstrap default)",
+    )
     cmp_.add_argument("--seed", type=int, default=0)
     table = sub.add_parser("table", help="main metrics of several runs as a Markdown table")
     table.add_argument("names", nargs="+", help="experiment names, git revisions, or 'workspace'")
@@ -65,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
             plot_sweep(runs, args.key, args.plot)
             print(f"figure: {args.plot}")
     else:
-        n = args.n_bootstrap or (10_000 if args.metric == "within_video_auc" else 2_000)
+        n = args.n_bootstrap or default_draws(args.metric)
         r = compare(
             args.a, args.b, metric=args.metric, encoder=args.encoder, n_bootstrap=n, seed=args.seed
         )

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tsp_pretrain.config import EvaluateParams
 from tsp_pretrain.evaluation import difference_sign, paired_bootstrap_tables, too_few_videos
 from tsp_pretrain.experiments.revisions import (
     read_output,
@@ -37,6 +38,21 @@ ANNOTATIONS = "data/annotations/target"
 PREDICTIONS = "data/localization/{encoder}/{kind}.json"
 #: Metrics `compare` knows: within-video AUC (per-video mean), or re-scored localization.
 METRICS = ("within_video_auc", "average_map", "ar_auc")
+#: The command's draws for within-video AUC (a deliberate choice, above the stages'
+#: ``evaluate.n_bootstrap``): its paired bootstrap is a mean of one number per video, so 10,000
+#: draws take milliseconds and make the interval's ends steadier in the 4th decimal it prints;
+#: docs/results.md's table of paired differences was made with it. The localization metrics
+#: re-score both runs on every draw and take the stages' default (:func:`default_draws`).
+WITHIN_VIDEO_AUC_DRAWS = 10_000
+
+
+def default_draws(metric: str) -> int:
+    """The ``compare`` command's bootstrap draws for ``metric`` when none are asked for:
+    :data:`WITHIN_VIDEO_AUC_DRAWS` for within-video AUC, else the ``evaluate.n_bootstrap``
+    default of :mod:`tsp_pretrain.config` (the stages' draws)."""
+    if metric == "within_video_auc":
+        return WITHIN_VIDEO_AUC_DRAWS
+    return EvaluateParams.model_fields["n_bootstrap"].default
 
 
 def read_json(name: str, path: str, repo: Path = Path()) -> dict:
@@ -99,11 +115,12 @@ def compare(
     *,
     metric: str = "within_video_auc",
     encoder: str = "trained",
-    n_bootstrap: int = 10_000,
+    n_bootstrap: int,
     seed: int = 0,
     repo: Path = Path(),
 ) -> dict:
-    """Mean difference ``a - b`` of ``metric`` with a paired bootstrap interval over videos."""
+    """Mean difference ``a - b`` of ``metric`` with a paired bootstrap interval over videos
+    (``n_bootstrap`` draws; the command's default is :func:`default_draws`)."""
     if metric == "within_video_auc":
         interval = paired_bootstrap_tables(
             read_per_video(a, repo, encoder),

@@ -6,8 +6,10 @@ cropped centrally in the loader's workers, made the model's input on its device 
 normalisation: :class:`tsp_pretrain.data.transforms.ClipTransform`), encoded in batches, and
 written as one ``T x F`` array.
 
-What is reused is decided per video (:func:`features_are_current`, the one rule): the folder's
-settings (code, encoder file, extraction params: :func:`feature_settings`) must match, and each
+What a run does is one :class:`~tsp_pretrain.features.spec.ExtractionRun`, built once (by the
+stage from the params) and passed down. What is reused is decided per video
+(:func:`features_are_current`, the one rule): the folder's identity (code, encoder file,
+extraction params: :meth:`~tsp_pretrain.features.spec.FeatureSpec.identity`) must match, and each
 video's entry records the frame-store entry its features were computed from
 (:func:`frames_record`). So an interrupted run resumes where it stopped, and a re-run after the
 dataset changed extracts only the new, renamed or re-decoded videos and deletes the features of
@@ -24,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -40,7 +41,6 @@ from tqdm import tqdm
 from tsp_pretrain.atomic import atomic_path, write_csv
 from tsp_pretrain.data.sampling import overlaps_lost, sliding_windows
 from tsp_pretrain.data.transforms import ClipTransform
-from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.features.outputs import META_FILE, MISSING_FILE, feature_file, write_derived
 from tsp_pretrain.features.shards import (
     SHARDS_DIR,
@@ -52,15 +52,9 @@ from tsp_pretrain.features.shards import (
     shard_dir,
     shard_videos,
 )
-from tsp_pretrain.features.store import (
-    CLIPS_FILE,
-    INDEX_FILE,
-    PROGRESS_DIR,
-    FeatureIndex,
-    write_features,
-)
-from tsp_pretrain.runtime import pick_device
-from tsp_pretrain.video.store import FrameStore, FrameStoreError, StoredVideo
+from tsp_pretrain.features.spec import ExtractionRun, FeatureSpec
+from tsp_pretrain.features.store import CLIPS_FILE, PROGRESS_DIR, FeatureIndex, write_features
+from tsp_pretrain.video.store import INDEX_FILE, FrameStore, FrameStoreError, StoredVideo
 
 log = logging.getLogger(__name__)
 
@@ -101,56 +95,6 @@ def iter_windows(
         )
 
 
-PRECISIONS = ("auto", "float32", "float16", "bfloat16")
-
-
-def compute_dtype(precision: str, device: torch.device) -> torch.dtype:
-    """The autocast dtype of extraction: ``auto`` is float16 on CUDA and float32 elsewhere.
-
-    float32 runs without autocast (the CPU default: its features are bit-identical to earlier
-    versions). float16 / bfloat16 are CUDA options (bfloat16 also works on recent CPUs, slowly).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"extract.dtype must be one of {PRECISIONS}, got {precision!r}")
-    if precision == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return getattr(torch, precision)
-
-
-def feature_settings(
-    encoder_file: Path,
-    *,
-    clip_len: int,
-    stride: int,
-    frame_rate: float,
-    crop_size: int,
-    dtype: torch.dtype,
-    channels_last_3d: bool,
-) -> dict:
-    """What every video of a feature folder shares: the settings the folder's index and every
-    shard carry, so that resuming (or merging) reuses only features made exactly this way.
-
-    The code and the encoder file by digest, and every parameter that changes the numbers. The
-    frame store is not here: each video's entry records its own frames (:func:`frames_record`),
-    so that one new, removed or re-decoded video does not re-extract all the others. dtype and
-    channels_last_3d are recorded only when they differ from float32 / off, so float32 on the CPU
-    keeps the identity (and bytes) of earlier folders.
-    """
-    settings: dict = {
-        "code": code_digest(),
-        "encoder": file_digest(encoder_file),
-        "clip_len": clip_len,
-        "stride": stride,
-        "frame_rate": frame_rate,
-        "crop_size": crop_size,
-    }
-    if dtype != torch.float32:
-        settings["dtype"] = str(dtype).removeprefix("torch.")
-    if channels_last_3d:
-        settings["channels_last_3d"] = True
-    return settings
-
-
 def frames_record(stored: StoredVideo) -> str:
     """Digest of a video's frame-store index entry: the identity of the frames it was extracted
     from, kept in its feature entry (key :data:`FRAMES_KEY`).
@@ -168,8 +112,8 @@ def features_are_current(entry: Mapping | None, stored: StoredVideo | None, file
     """Whether a video's existing features are still valid: the one rule of reuse, asked by a
     single-process run, by each shard and by the merge of shards.
 
-    ``entry`` is the video's entry in a feature index read with this run's folder settings (code,
-    encoder, extraction params; :class:`FeatureIndex` keeps only entries of those settings whose
+    ``entry`` is the video's entry in a feature index read with this run's folder identity (code,
+    encoder, extraction params; :class:`FeatureIndex` keeps only entries of that identity whose
     file exists), ``stored`` its entry in the frame store now (None: not in the store) and
     ``file`` the feature file its video file name gives (:func:`feature_file`). Valid when the
     features were computed from exactly these stored frames and sit under that name (an entry
@@ -228,31 +172,6 @@ def plan_run(
             plan.extract.append(video_id)
     plan.removed = sorted(set(index.videos) - set(files))
     return plan
-
-
-def default_workers(device: torch.device, cpus: int | None = None) -> int:
-    """Input worker processes for ``extract.workers: auto``.
-
-    On the CPU the model needs every core (workers competing with it made training 0.75-0.80x
-    slower on 2 cores), so 0: clips are read in the main process. On a GPU the input side decides
-    the speed: one worker per core of this process's share, less one for the main process, up to 8.
-    """
-    if device.type != "cuda":
-        return 0
-    if cpus is None:
-        cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    local = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
-    return max(1, min(8, (cpus or 1) // local - 1))
-
-
-def extraction_device(requested: str, shard: int, num_shards: int) -> torch.device:
-    """The device of one extraction process: with several shards on CUDA and no index given,
-    GPU ``LOCAL_RANK`` (torchrun) or ``shard`` modulo the GPUs of the machine."""
-    device = pick_device(requested)
-    if device.type == "cuda" and num_shards > 1 and device.index is None:
-        local = int(os.environ.get("LOCAL_RANK", shard))
-        device = pick_device(f"cuda:{local % torch.cuda.device_count()}")
-    return device
 
 
 class VideoBatches(IterableDataset):
@@ -325,17 +244,14 @@ def iter_features(
     encoder: nn.Module,
     store: FrameStore,
     video_ids: list[str],
+    spec: FeatureSpec,
     *,
-    clip_len: int,
-    stride: int,
-    crop_size: int,
     batch_size: int,
     device: torch.device,
     workers: int = 0,
-    dtype: torch.dtype = torch.float32,
-    channels_last: bool = False,
 ) -> Iterator[tuple[str, np.ndarray]]:
-    """``(video_id, T x F features)`` for every video, as each finishes (order may vary).
+    """``(video_id, T x F features)`` for every video, as each finishes (order may vary): the
+    windows, crop and arithmetic of ``spec``, ``batch_size`` clips at a time on ``device``.
 
     Clips are read and transformed in ``workers`` processes (0: in this one) while the model
     runs; batches are pinned on CUDA so that their copy overlaps the computation.
@@ -343,9 +259,9 @@ def iter_features(
     dataset = VideoBatches(
         store,
         video_ids,
-        clip_len=clip_len,
-        stride=stride,
-        crop_size=crop_size,
+        clip_len=spec.clip.clip_len,
+        stride=spec.stride,
+        crop_size=spec.clip.crop_size,
         batch_size=batch_size,
     )
     loader = DataLoader(
@@ -356,11 +272,12 @@ def iter_features(
         prefetch_factor=2 if workers else None,
     )
     pending: dict[int, list[np.ndarray]] = {}
+    channels_last = spec.channels_last_3d
     if channels_last:
         encoder = encoder.to(memory_format=torch.channels_last_3d)
     for k, clips, windows, last in loader:
         features = encode_batch(
-            encoder, dataset.transform, clips, windows, device, dtype, channels_last
+            encoder, dataset.transform, clips, windows, device, spec.dtype, channels_last
         )
         pending.setdefault(k, []).append(features)
         if last:
@@ -371,25 +288,8 @@ def extract_dataset(
     encoder: nn.Module,
     store: FrameStore,
     videos: pd.DataFrame,
-    out_dir: Path,
-    *,
-    settings: dict,
-    clip_len: int,
-    stride: int,
-    frame_rate: float,
-    crop_size: int,
-    batch_size: int,
-    device: torch.device,
-    encoder_info: Mapping | None = None,
-    skipped: Iterable[str] = (),
-    h5: bool = False,
-    fixed_length: int = 0,
-    progress: bool = True,
-    workers: int = 0,
-    dtype: torch.dtype = torch.float32,
-    channels_last: bool = False,
-    shard: int = 0,
-    num_shards: int = 1,
+    out_dir: str | Path,
+    run: ExtractionRun,
 ) -> dict[str, int]:
     """Extract features for every video of ``videos`` (columns video_id, filename).
 
@@ -397,94 +297,86 @@ def extract_dataset(
     features of videos no longer in ``videos`` are deleted. Videos missing from the frame store
     (skipped at decoding) are skipped. Returns counts: extracted, reused (kept unchanged) and
     missing (videos of ``videos`` not in the frame store); the log line says the rest. Then the
-    derived outputs are rebuilt from the ``.npy`` files (:mod:`tsp_pretrain.features.outputs`):
-    ``meta.json`` (``encoder_info`` describes the encoder), ``missing_files.txt`` (the store's
-    missing videos plus ``skipped``, the annotated videos the annotation stage left out), and
-    optionally ``features.hdf5`` (``h5``) and ``resized_<fixed_length>/``.
+    derived outputs are rebuilt from the ``.npy`` files (:func:`finish_folder`).
 
-    With ``num_shards > 1`` only shard ``shard``'s share of the videos is extracted, into its own
-    folder under ``out_dir`` (:mod:`tsp_pretrain.features.shards`), leaving the videos whose
-    features in ``out_dir`` are still valid where they are; :func:`merge_shards` then writes the
-    feature folder.
+    With ``run.num_shards > 1`` only shard ``run.shard``'s share of the videos is extracted, into
+    its own folder under ``out_dir`` (:mod:`tsp_pretrain.features.shards`), leaving the videos
+    whose features in ``out_dir`` are still valid where they are; :func:`merge_shards` then
+    writes the feature folder.
     """
     out_dir = Path(out_dir)
     table = videos[["video_id", "filename"]]
     merged = None
-    if num_shards > 1:
-        table = shard_videos(table, shard, num_shards)
-        merged = merged_entries(out_dir, settings)
-        out_dir = shard_dir(out_dir, shard, num_shards)
+    if run.num_shards > 1:
+        table = shard_videos(table, run.shard, run.num_shards)
+        merged = merged_entries(out_dir, run.identity)
+        out_dir = shard_dir(out_dir, run.shard, run.num_shards)
     out_dir.mkdir(parents=True, exist_ok=True)
-    index = FeatureIndex(out_dir, settings)
+    index = FeatureIndex(out_dir, run.identity)
     files = {vid: feature_file(name) for vid, name in table.itertuples(index=False)}
     plan = plan_run(index, store, files, merged)
     _drop_invalid(index, plan, out_dir)
     for video_id in plan.not_in_store:
         log.warning("video %s is not in the frame store (see the decode report): skipped", video_id)
-    features = iter_features(
-        encoder.eval().to(device),
-        store,
-        plan.extract,
-        clip_len=clip_len,
-        stride=stride,
-        crop_size=crop_size,
-        batch_size=batch_size,
-        device=device,
-        workers=workers,
-        dtype=dtype,
-        channels_last=channels_last,
-    )
-    total = len(plan.extract)
-    bar = tqdm(features, total=total, desc="extract", unit="video", disable=not progress)
-    extracted = _write_videos(bar, store, files, index, out_dir)
+    extracted = _extract_videos(encoder, store, plan.extract, files, index, run)
     index.save()
-    counts = {
+    if run.num_shards > 1:
+        _finish_shard_run(out_dir, plan, files, run)
+    else:
+        without = finish_folder(out_dir, index, plan.not_in_store, run)
+        log.info("%s", run_summary(out_dir, plan, without))
+    return {
         "extracted": extracted,
         "reused": len(plan.reuse) + len(plan.reuse_merged),
         "missing": len(plan.not_in_store),
     }
-    if num_shards > 1:
-        finish_shard(
-            out_dir,
-            settings,
-            videos=list(files),
-            missing=plan.not_in_store,
-            reused_from_merged=plan.reuse_merged,
-            shard=shard,
-            num_shards=num_shards,
-        )
-        log.info("%s", shard_summary(out_dir, plan, shard, num_shards))
-        return counts
-    without = finish_folder(
-        out_dir,
-        index,
-        set(plan.not_in_store) | set(skipped),
-        clip_len=clip_len,
-        stride=stride,
-        frame_rate=frame_rate,
-        encoder_info=encoder_info,
-        h5=h5,
-        fixed_length=fixed_length,
-    )
-    log.info("%s", run_summary(out_dir, plan, without))
-    return counts
 
 
-def _write_videos(
-    features: Iterable[tuple[str, np.ndarray]],
+def _extract_videos(
+    encoder: nn.Module,
     store: FrameStore,
+    video_ids: list[str],
     files: Mapping[str, str],
     index: FeatureIndex,
-    out_dir: Path,
+    run: ExtractionRun,
 ) -> int:
-    """Write each video's features as it finishes, then its entry (a crash in between leaves a
-    file without an entry: extracted again). Returns how many were written."""
+    """Encode ``video_ids`` and write each video's features into the index's folder as it
+    finishes, then its entry (a crash in between leaves a file without an entry: extracted
+    again). Returns how many were written."""
+    features = iter_features(
+        encoder.eval().to(run.device),
+        store,
+        video_ids,
+        run.features,
+        batch_size=run.batch_size,
+        device=run.device,
+        workers=run.workers,
+    )
+    bar = tqdm(
+        features, total=len(video_ids), desc="extract", unit="video", disable=not run.progress
+    )
     written = 0
-    for video_id, feats in features:
-        write_features(out_dir / files[video_id], feats)
+    for video_id, feats in bar:
+        write_features(index.root / files[video_id], feats)
         index.add(video_id, _feature_entry(files[video_id], feats, store.entries[video_id]))
         written += 1
     return written
+
+
+def _finish_shard_run(
+    folder: Path, plan: ExtractionPlan, files: Mapping[str, str], run: ExtractionRun
+) -> None:
+    """Mark a shard's folder finished for the merge (``shard.json``) and log what it did."""
+    finish_shard(
+        folder,
+        run.identity,
+        videos=list(files),
+        missing=plan.not_in_store,
+        reused_from_merged=plan.reuse_merged,
+        shard=run.shard,
+        num_shards=run.num_shards,
+    )
+    log.info("%s", shard_summary(folder, plan, run.shard, run.num_shards))
 
 
 def _feature_entry(file: str, features: np.ndarray, stored: StoredVideo) -> dict:
@@ -515,22 +407,14 @@ def _drop_invalid(index: FeatureIndex, plan: ExtractionPlan, out_dir: Path) -> N
 
 
 def merge_shards(
-    out_dir: Path,
+    out_dir: str | Path,
     videos: pd.DataFrame,
     store: FrameStore,
-    *,
-    settings: dict,
-    num_shards: int,
-    clip_len: int,
-    stride: int,
-    frame_rate: float,
-    encoder_info: Mapping | None = None,
-    skipped: Iterable[str] = (),
-    h5: bool = False,
-    fixed_length: int = 0,
+    run: ExtractionRun,
     rerun: str = "python stages/extract.py ... --shard {i} --num-shards N",
 ) -> dict[str, int]:
-    """Check the shards of ``out_dir`` and write the feature folder from them, then drop them.
+    """Check the ``run.num_shards`` shards of ``out_dir`` and write the feature folder from them,
+    then drop them.
 
     Each video's features come from its shard, or stay where they are when its shard found them
     still valid; every one is checked again with :func:`features_are_current` against ``store``
@@ -541,12 +425,27 @@ def merge_shards(
     (videos without features: ``meta.json``'s ``num_missing``).
     """
     out_dir = Path(out_dir)
-    shards = check_shards(out_dir, videos[["video_id"]], settings, num_shards, rerun)
+    shards = check_shards(out_dir, videos[["video_id"]], run.identity, run.num_shards, rerun)
     table = videos[["video_id", "filename"]]
     files = {vid: feature_file(name) for vid, name in table.itertuples(index=False)}
-    index = FeatureIndex(out_dir, settings)
+    index = FeatureIndex(out_dir, run.identity)
     sources = _merge_sources(out_dir, shards, index, store, files, rerun)
     previous = set(index.videos)
+    _gather_files(out_dir, sources)
+    index.videos = {vid: entry for vid, (_, entry) in sources.items()}
+    index.save()
+    without = finish_folder(out_dir, index, set().union(*(shard.missing for shard in shards)), run)
+    shutil.rmtree(out_dir / SHARDS_DIR)
+    kept = sum(folder == out_dir for folder, _ in sources.values())
+    removed = sorted(previous - set(files))
+    summary = merge_summary(out_dir, run.num_shards, len(sources) - kept, kept, removed, without)
+    log.info("%s", summary)
+    return {"merged": len(index.videos), "missing": len(without)}
+
+
+def _gather_files(out_dir: Path, sources: Mapping[str, tuple[Path, dict]]) -> None:
+    """Make ``out_dir`` hold exactly the merged videos' files (and the shards, until the end):
+    delete every other entry, then copy in each file that a shard holds."""
     keep = {SHARDS_DIR} | {e["file"] for folder, e in sources.values() if folder == out_dir}
     for path in sorted(out_dir.iterdir()):
         if path.name not in keep:
@@ -555,24 +454,6 @@ def merge_shards(
         if folder != out_dir:
             with atomic_path(out_dir / entry["file"]) as tmp:
                 shutil.copyfile(folder / entry["file"], tmp)
-    index.videos = {vid: entry for vid, (_, entry) in sources.items()}
-    index.save()
-    without = finish_folder(
-        out_dir,
-        index,
-        set(skipped).union(*(shard.missing for shard in shards)),
-        clip_len=clip_len,
-        stride=stride,
-        frame_rate=frame_rate,
-        encoder_info=encoder_info,
-        h5=h5,
-        fixed_length=fixed_length,
-    )
-    shutil.rmtree(out_dir / SHARDS_DIR)
-    kept = sum(folder == out_dir for folder, _ in sources.values())
-    removed = sorted(previous - set(files))
-    log.info("%s", merge_summary(out_dir, num_shards, len(sources) - kept, kept, removed, without))
-    return {"merged": len(index.videos), "missing": len(without)}
 
 
 def _merge_sources(
@@ -610,38 +491,20 @@ def _merge_sources(
 
 
 def finish_folder(
-    out_dir: Path,
-    index: FeatureIndex,
-    missing: Iterable[str],
-    *,
-    clip_len: int,
-    stride: int,
-    frame_rate: float,
-    encoder_info: Mapping | None,
-    h5: bool,
-    fixed_length: int,
+    out_dir: Path, index: FeatureIndex, missing: Iterable[str], run: ExtractionRun
 ) -> list[str]:
     """``clips.csv`` and the derived outputs of a folder whose ``index.json`` is written.
 
     Shared by a single-process run and the merge of shards, so that both give the same bytes.
-    Returns the videos without features, sorted: what ``missing_files.txt`` lists and
-    ``meta.json`` counts, for the log line to say the same.
+    ``missing``: the videos missing from the frame store (``run.skipped`` are added). Returns the
+    videos without features, sorted: what ``missing_files.txt`` lists and ``meta.json`` counts,
+    for the log line to say the same.
     """
-    _write_clips_table(index, out_dir, clip_len, stride, frame_rate)
-    without = sorted(set(missing) - set(index.videos))
-    write_derived(
-        out_dir,
-        {vid: entry["file"] for vid, entry in index.videos.items()},
-        without,
-        meta={
-            "clip_len": clip_len,
-            "stride": stride,
-            "fps": frame_rate,
-            "encoder": dict(encoder_info or {}),
-        },
-        h5=h5,
-        fixed_length=fixed_length,
-    )
+    spec = run.features
+    _write_clips_table(index, out_dir, spec.clip.clip_len, spec.stride, spec.clip.frame_rate)
+    without = sorted((set(missing) | set(run.skipped)) - set(index.videos))
+    files = {vid: entry["file"] for vid, entry in index.videos.items()}
+    write_derived(out_dir, files, without, spec, run.outputs)
     return without
 
 

@@ -190,7 +190,7 @@ def write_localizer_annotations(
     _check_labels(tables.labels, Path(annotations_dir))
     videos = _videos_with_features(tables, features_dir, meta["file_prefix"], annotations_dir)
     actions = _actions(tables.segments, videos)
-    frame_rate = float(meta["fps"])
+    frame_rate = float(meta["frame_rate"])
     af, ot = _databases(videos, actions, frame_rate)
     written = [features_dir / name for name in LOCALIZER_FILES]
     write_json(written[0], {"database": af}, indent=None)
@@ -345,7 +345,7 @@ def configs_for_folder(folder: str | Path) -> dict[str, dict[str, Any]]:
 def _configs(folder: Path, meta: dict[str, Any], files: dict[str, Any]) -> dict[str, Any]:
     common = {
         "clip_len": meta["clip_len"],
-        "frame_rate": meta["fps"],
+        "frame_rate": meta["frame_rate"],
         "stride": meta["stride"],
         "feature_dim": meta["feature_dim"],
         "file_prefix": meta["file_prefix"],
@@ -375,7 +375,8 @@ def format_snippets(folder: str | Path) -> str:
     meta = read_meta(folder)
     files = read_localizer_files(folder)
     configs = _configs(folder, meta, files)
-    centre = f"(k * {meta['stride']} + {_number(meta['clip_len'] / 2)}) / {_number(meta['fps'])} s"
+    offset, rate = _number(meta["clip_len"] / 2), _number(meta["frame_rate"])
+    centre = f"(k * {meta['stride']} + {offset}) / {rate} s"
     lines = [
         *_actionformer_lines(configs["actionformer"], files, centre),
         "",

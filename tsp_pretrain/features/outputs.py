@@ -5,9 +5,10 @@ always from the per-video ``.npy`` files (those stay the resumable unit; everyth
 rebuilt whole at the end of each run, so it can never describe a half-extracted folder):
 
 ``meta.json``
-    How to read the folder without this project: fps, clip length, stride, the time of row k,
-    the encoder, the feature size, the file naming, the number of videos. Sorted keys and no
-    timestamps, so that equal features give equal bytes (the pipeline is byte-reproducible).
+    How to read the folder without this project: the frame rate, clip length, stride, the time
+    of row k, the encoder, the feature size, the file naming, the number of videos. Sorted keys
+    and no timestamps, so that equal features give equal bytes (the pipeline is
+    byte-reproducible).
 ``missing_files.txt``
     The videos of the dataset without features, one video id a line: what OpenTAD's
     ``block_list`` reads (it compares each line, minus its newline, to the annotation file's
@@ -36,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from tsp_pretrain.atomic import atomic_path, write_json, write_text
+from tsp_pretrain.features.spec import FeatureSpec, OutputSpec
 from tsp_pretrain.features.store import write_features
 
 META_FILE = "meta.json"
@@ -151,31 +153,28 @@ def write_derived(
     folder: Path,
     files: Mapping[str, str],
     missing: Iterable[str],
-    *,
-    meta: dict,
-    h5: bool,
-    fixed_length: int,
+    features: FeatureSpec,
+    outputs: OutputSpec,
 ) -> None:
     """Write every derived output of a feature folder (see the module docstring).
 
     ``files`` maps each extracted video id to its ``.npy`` file name, ``missing`` lists the video
-    ids without features, ``meta`` holds the extraction settings (see :func:`build_meta`).
+    ids without features; ``features`` and ``outputs`` are what :func:`build_meta` describes.
     """
     remove_derived(folder)
     write_missing(folder, missing)
-    if h5:
+    if outputs.h5:
         write_h5(folder / H5_FILE, folder, files.values())
-    if fixed_length:
-        sub = folder / resized_folder(fixed_length)
+    if outputs.fixed_length:
+        sub = folder / resized_folder(outputs.fixed_length)
         sub.mkdir()
         for file in sorted(files.values()):
-            write_features(sub / file, resize_features(np.load(folder / file), fixed_length))
-        if h5:
+            resized = resize_features(np.load(folder / file), outputs.fixed_length)
+            write_features(sub / file, resized)
+        if outputs.h5:
             write_h5(sub / H5_FILE, sub, files.values())
-    document = build_meta(
-        folder, files, missing, h5=h5, fixed_length=fixed_length, **meta
-    )  # last: its presence says the folder is complete
-    write_json(folder / META_FILE, document, indent=1)
+    document = build_meta(folder, files, missing, features, outputs)
+    write_json(folder / META_FILE, document, indent=1)  # last: its presence says it is complete
 
 
 def feature_dim(folder: Path, files: Iterable[str]) -> int | None:
@@ -196,60 +195,23 @@ def feature_dim(folder: Path, files: Iterable[str]) -> int | None:
     return next(iter(dims), None)
 
 
-def encoder_description(state: Mapping, path: str | Path, digest: str) -> dict:
-    """What ``meta.json`` says about the encoder, from a file written by ``save_encoder``.
-
-    ``weights`` is the starting point the init_encoder stage records in ``info`` (e.g.
-    KINETICS400_V1, demo-tac, a checkpoint path); ``None`` when the file does not record one (the
-    trained encoder, whose ``info`` then says how it was fine-tuned: objective, gvf). Metrics are
-    left out of ``info``: meta.json describes how the features were made, not how well.
-    """
-    info = {k: v for k, v in state.get("info", {}).items() if "metrics" not in k}
-    return {
-        "backbone": state["backbone"],
-        "weights": info.get("weights"),
-        "feature_dim": state.get("feature_dim"),
-        "file": str(path),
-        "digest": digest,
-        "info": info,
-    }
-
-
 def build_meta(
     folder: Path,
     files: Mapping[str, str],
     missing: Iterable[str],
-    *,
-    clip_len: int,
-    stride: int,
-    fps: float,
-    encoder: Mapping,
-    h5: bool,
-    fixed_length: int,
+    features: FeatureSpec,
+    outputs: OutputSpec,
 ) -> dict:
-    """The ``meta.json`` document (plain JSON types only; see the module docstring)."""
-    prefix = file_prefix(files)
+    """The ``meta.json`` document (plain JSON types only; see the module docstring): how rows
+    map to time, the encoder, the arrays, their file names, the videos, the optional copies."""
+    encoder = outputs.encoder_info
     document = {
-        "fps": float(fps),
-        "clip_len": int(clip_len),
-        "stride": int(stride),
-        "first_clip_start_frame": 0,
-        "offset_frames": clip_len / 2,
-        "row_time": (
-            "row k is the clip of frames [k * stride, k * stride + clip_len) of the video "
-            "resampled to fps; its centre is at (k * stride + clip_len / 2) / fps seconds"
-        ),
+        **_row_times(features),
         "encoder": {k: encoder[k] for k in sorted(encoder)},
         "feature_dim": feature_dim(folder, files.values()),
         "dtype": "float32",
         "layout": "T x F (one row per clip)",
-        "file_prefix": prefix,
-        "file_ext": FEATURE_EXT,
-        "file_naming": (
-            f"{prefix}<video_id>{FEATURE_EXT}"
-            if prefix is not None
-            else "the video file's stem + .npy (no common prefix + video id form: see index.json)"
-        ),
+        **_file_naming(file_prefix(files)),
         "num_videos": len(files),
         "num_missing": len(set(missing)),
         "missing_list": MISSING_FILE,
@@ -261,21 +223,58 @@ def build_meta(
             "a video shorter than one clip has one row: its frames padded with the last one"
         ),
         "hdf5": (
-            {"file": H5_FILE, "keys": "the .npy file stem", "compression": "gzip"} if h5 else None
-        ),
-        "fixed_length": (
-            {
-                "folder": resized_folder(fixed_length),
-                "length": fixed_length,
-                "method": (
-                    "linear interpolation as torch interpolate(mode=linear, align_corners=False): "
-                    "row j samples original row x_j = (j + 0.5) * T / length - 0.5, "
-                    "clamped to [0, T - 1]; its time is (x_j * stride + clip_len / 2) / fps"
-                ),
-            }
-            if fixed_length
+            {"file": H5_FILE, "keys": "the .npy file stem", "compression": "gzip"}
+            if outputs.h5
             else None
         ),
+        "fixed_length": _fixed_length(outputs.fixed_length),
     }
     json.dumps(document)  # plain JSON types only: a numpy scalar here is a bug
     return document
+
+
+def _row_times(features: FeatureSpec) -> dict:
+    """Where row k of every video lies in time: ``frame_rate`` is the rate the video was
+    resampled to before the clips were cut (not the source file's)."""
+    clip_len = features.clip.clip_len
+    return {
+        "frame_rate": float(features.clip.frame_rate),
+        "clip_len": int(clip_len),
+        "stride": int(features.stride),
+        "first_clip_start_frame": 0,
+        "offset_frames": clip_len / 2,
+        "row_time": (
+            "row k is the clip of frames [k * stride, k * stride + clip_len) of the video "
+            "resampled to frame_rate; its centre is at (k * stride + clip_len / 2) / frame_rate "
+            "seconds"
+        ),
+    }
+
+
+def _file_naming(prefix: str | None) -> dict:
+    """How a video's file is named: ``<prefix><video_id>.npy`` when every file is (see
+    :func:`file_prefix`), else the video file's stem."""
+    return {
+        "file_prefix": prefix,
+        "file_ext": FEATURE_EXT,
+        "file_naming": (
+            f"{prefix}<video_id>{FEATURE_EXT}"
+            if prefix is not None
+            else "the video file's stem + .npy (no common prefix + video id form: see index.json)"
+        ),
+    }
+
+
+def _fixed_length(length: int) -> dict | None:
+    """The ``resized_<L>/`` copy (``extract.fixed_length``), or None when it is off."""
+    if not length:
+        return None
+    return {
+        "folder": resized_folder(length),
+        "length": length,
+        "method": (
+            "linear interpolation as torch interpolate(mode=linear, align_corners=False): "
+            "row j samples original row x_j = (j + 0.5) * T / length - 0.5, "
+            "clamped to [0, T - 1]; its time is (x_j * stride + clip_len / 2) / frame_rate"
+        ),
+    }

@@ -5,8 +5,10 @@ Modules, one concept each: :mod:`.segments` (tIoU, threshold sets), :mod:`.detec
 :mod:`.nms` (hard and soft NMS), :mod:`.readout` (actionness -> proposals -> detections),
 :mod:`.predictions` (ActivityNet results JSON, CSV), :mod:`.ground_truth` (annotation folders,
 ActivityNet JSON, THUMOS14 txt; blocked videos), :mod:`.scoring` (scoring rules, bootstrap,
-the metrics report), :mod:`.score` (the command that scores any localizer's output) and
-:mod:`.simulation` (detections with a known truth, to check what the intervals cover).
+the metrics report), :mod:`.score` (the command that scores any localizer's output),
+:mod:`.simulation` (detections with a known truth, to check what the intervals cover) and
+:mod:`.stage` (what stage ``localize`` runs: files in, files out; imported by the stage, not
+here).
 """
 
 from tsp_pretrain.localization.detection import DetectionResult, detection_map

@@ -28,6 +28,7 @@ import pandas as pd
 from tsp_pretrain.annotations import parse_activitynet, parse_thumos14
 from tsp_pretrain.annotations.schema import normalise_subset
 from tsp_pretrain.evaluation.errors import EvaluationError
+from tsp_pretrain.regions import FOREGROUND
 from tsp_pretrain.tables import read_annotations
 
 GT_COLUMNS = ["video_id", "t_start", "t_end", "label"]
@@ -57,7 +58,7 @@ class GroundTruth:
 def _from_canonical(
     videos: pd.DataFrame, segments: pd.DataFrame, source: str
 ) -> tuple[pd.DataFrame, ...]:
-    fg = segments[segments["region"] == "foreground"]
+    fg = segments[segments["region"] == FOREGROUND]
     where = [f"{source}/segments.csv:row {i + 2}" for i in fg.index]
     return videos[["video_id", "subset"]], fg[GT_COLUMNS].assign(source=where)
 

@@ -32,10 +32,10 @@ import pandas as pd
 from scipy.ndimage import gaussian_filter1d
 
 from tsp_pretrain.config import LocalizeParams
-from tsp_pretrain.evaluation.clip_labels import label_clips
 from tsp_pretrain.evaluation.errors import EvaluationError
-from tsp_pretrain.evaluation.inputs import select_videos, stack_features
+from tsp_pretrain.evaluation.inputs import split_features
 from tsp_pretrain.evaluation.probes import fit_foreground_probe, make_probe
+from tsp_pretrain.evaluation.spec import EvaluationSpec
 from tsp_pretrain.localization.nms import suppress
 
 log = logging.getLogger(__name__)
@@ -53,12 +53,12 @@ def clip_runs(values: np.ndarray, thresholds: list[float]) -> list[tuple[int, in
     return sorted(runs)
 
 
-def run_score(values: np.ndarray, first: int, last: int, settings: LocalizeParams) -> float:
+def run_score(values: np.ndarray, first: int, last: int, params: LocalizeParams) -> float:
     """A candidate's score (module docstring, step 3); clips outside the video do not count."""
     inner = float(values[first : last + 1].mean())
-    if settings.score == "inner":
+    if params.score == "inner":
         return inner
-    m = max(1, round(settings.margin * (last - first + 1)))
+    m = max(1, round(params.margin * (last - first + 1)))
     outer = np.concatenate([values[max(0, first - m) : first], values[last + 1 : last + 1 + m]])
     return (1.0 + inner - (float(outer.mean()) if len(outer) else 0.0)) / 2.0
 
@@ -68,15 +68,15 @@ def video_proposals(
     hop: float,
     actionness: np.ndarray,
     duration: float,
-    settings: LocalizeParams,
+    params: LocalizeParams,
 ) -> pd.DataFrame:
     """Proposals of one video from its clips' centre times (``hop`` seconds apart) and their
     actionness (steps 1-4): t_start, t_end, score, first_clip, last_clip, best first."""
     centres = np.asarray(centres, dtype=float)
     values = np.asarray(actionness, dtype=float)
-    if settings.smoothing > 0 and len(values) > 1:
-        values = gaussian_filter1d(values, sigma=settings.smoothing / hop, mode="nearest")
-    runs = clip_runs(values, settings.thresholds)
+    if params.smoothing > 0 and len(values) > 1:
+        values = gaussian_filter1d(values, sigma=params.smoothing / hop, mode="nearest")
+    runs = clip_runs(values, params.thresholds)
     columns = SEGMENT_COLUMNS[1:]
     if not runs:
         return pd.DataFrame(columns=columns)
@@ -84,14 +84,14 @@ def video_proposals(
     last = np.array([b for _, b in runs])
     start = np.clip(centres[first] - hop / 2, 0.0, duration)
     end = np.clip(centres[last] + hop / 2, 0.0, duration)
-    score = np.array([run_score(values, a, b, settings) for a, b in runs])
+    score = np.array([run_score(values, a, b, params) for a, b in runs])
     keep, kept_score = suppress(
         np.column_stack([start, end]),
         score,
-        method=settings.nms,
-        threshold=settings.nms_threshold,
-        sigma=settings.soft_sigma,
-        max_keep=settings.max_proposals,
+        method=params.nms,
+        threshold=params.nms_threshold,
+        sigma=params.soft_sigma,
+        max_keep=params.max_proposals,
     )
     return pd.DataFrame(
         {
@@ -139,7 +139,7 @@ def read_out(
     class_prob: np.ndarray,
     class_names: list[str],
     durations: Mapping[str, float],
-    settings: LocalizeParams,
+    params: LocalizeParams,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Proposals and detections of every video of ``clips`` (video_id, clip_index, t_start,
     t_end), given each clip's actionness and class probabilities (rows aligned with clips)."""
@@ -149,8 +149,8 @@ def read_out(
         start, end = clips["t_start"].to_numpy()[rows], clips["t_end"].to_numpy()[rows]
         centres = (start + end) / 2
         hop = float(np.median(np.diff(centres))) if len(rows) > 1 else float(end[0] - start[0])
-        props = video_proposals(centres, hop, actionness[rows], float(durations[vid]), settings)
-        dets = classify(props, class_prob[rows], class_names, settings.top_classes)
+        props = video_proposals(centres, hop, actionness[rows], float(durations[vid]), params)
+        dets = classify(props, class_prob[rows], class_names, params.top_classes)
         proposals.append(props.drop(columns=["first_clip", "last_clip"]).assign(video_id=vid))
         detections.append(dets.assign(video_id=vid))
     order_p = ["video_id", "t_start", "t_end", "score"]
@@ -167,38 +167,31 @@ def read_out_encoder(
     segments: pd.DataFrame,
     videos: pd.DataFrame,
     labels: list[str],
-    settings: LocalizeParams,
+    params: LocalizeParams,
+    spec: EvaluationSpec,
     *,
-    train_subset: str = "training",
-    valid_subset: str = "validation",
-    seed: int = 0,
-    threshold: float = 0.5,
-    max_iter: int = 2000,
     features_source: str = "features",
 ) -> Readout:
-    """Fit both probes on ``train_subset`` and read out ``valid_subset`` (module docstring)."""
-    labelled = label_clips(clips, segments, threshold)
-    x_train, train_clips = stack_features(
-        features, labelled, select_videos(videos, train_subset), features_source
-    )
-    x_valid, valid_clips = stack_features(
-        features, labelled, select_videos(videos, valid_subset), features_source
-    )
-    fg = (train_clips["region"] == "foreground").to_numpy()
-    foreground = fit_foreground_probe(x_train, fg, seed, max_iter)
-    actionness = foreground.predict_proba(x_valid)[:, 1]
+    """Fit both probes on ``spec.train_subset`` and read out ``spec.valid_subset`` (module
+    docstring; ``params``: the read-out's choices, ``spec``: the probes' videos, clip rule and
+    seed, as the separability probes have them)."""
+    data = split_features(features, clips, segments, videos, spec, features_source)
+    x_train, train_clips, fg = data.x_train, data.train_clips, data.fg_train
+    foreground = fit_foreground_probe(x_train, fg, spec.seed, spec.max_iter)
+    actionness = foreground.predict_proba(data.x_valid)[:, 1]
     class_ids = np.unique(train_clips.loc[fg, "label_id"])
     if len(class_ids) < 2:
         raise EvaluationError(
             f"training foreground clips: {len(class_ids)} action class(es); the read-out's "
             "action probe needs at least 2"
         )
-    action = make_probe(seed, max_iter).fit(x_train[fg], train_clips.loc[fg, "label_id"])
-    class_prob = action.predict_proba(x_valid)
+    action = make_probe(spec.seed, spec.max_iter).fit(x_train[fg], train_clips.loc[fg, "label_id"])
+    class_prob = action.predict_proba(data.x_valid)
     class_names = [labels[int(c)] for c in action.classes_]
     durations = videos.set_index(videos["video_id"].astype(str))["duration"].astype(float)
+    valid_clips = data.valid_clips
     proposals, detections = read_out(
-        valid_clips, actionness, class_prob, class_names, durations, settings
+        valid_clips, actionness, class_prob, class_names, durations, params
     )
     log.info(
         "%s: %d proposals and %d detections in %d validation videos",
@@ -209,7 +202,7 @@ def read_out_encoder(
     )
     return Readout(
         valid_clips[["video_id", "clip_index", "t_start", "t_end", "region"]].assign(
-            fg_score=actionness, fg_logit=foreground.decision_function(x_valid)
+            fg_score=actionness, fg_logit=foreground.decision_function(data.x_valid)
         ),
         proposals,
         detections,

@@ -81,28 +81,12 @@ def prepare_predictions(
     Segments that cannot be one (reversed, NaN) never get here: the readers reject them.
     """
     notes: list[str] = []
-    table = predictions
-    blocked = set(blocked)
-    hit = table["video_id"].isin(blocked)
-    if hit.any():
-        notes.append(
-            f"{int(hit.sum())} prediction(s) in {table.loc[hit, 'video_id'].nunique()} blocked "
-            "video(s) removed"
-        )
-        table = table[~hit]
-    early = table["t_start"] < 0
-    if early.any():
-        row = table[early].iloc[0]
-        notes.append(
-            f"{int(early.sum())} prediction(s) start before 0 s (e.g. video {row.video_id}, "
-            f"[{row.t_start:g}, {row.t_end:g}]): scored as given, as the official evaluation "
-            "does; clip them to the video if that is not meant"
-        )
+    table = _drop_blocked(predictions, set(blocked), notes)
+    _note_early_starts(table, notes)
     outside = ~table["video_id"].isin(set(ground_truth.videos))
     outside_parts, outside_note = None, None
     if outside.any():
-        n, v = int(outside.sum()), table.loc[outside, "video_id"].nunique()
-        example = sorted(table.loc[outside, "video_id"].unique())[:3]
+        n, v, example = _outside_parts(table, outside)
         if ignore_outside:
             notes.append(
                 f"{n} prediction(s) in {v} video(s) outside the subset ignored ({example})"
@@ -120,16 +104,55 @@ def prepare_predictions(
                 "bare, without the v_ of the file names)"
             )
     if detections:
-        known = set(ground_truth.segments["label"])
-        unknown = ~table["label"].isin(known)
-        if unknown.any():
-            names = sorted(table.loc[unknown, "label"].unique())
-            notes.append(
-                f"{int(unknown.sum())} detection(s) of {len(names)} label(s) absent from the "
-                f"ground truth set aside (e.g. {names[:3]})"
-            )
-            table = table[~unknown]
+        table = _drop_unknown_labels(table, ground_truth, notes)
     return Prepared(table.reset_index(drop=True), notes, outside_note, outside_parts)
+
+
+def _drop_blocked(table: pd.DataFrame, blocked: set[str], notes: list[str]) -> pd.DataFrame:
+    """``table`` without the blocked videos' predictions (noted)."""
+    hit = table["video_id"].isin(blocked)
+    if not hit.any():
+        return table
+    notes.append(
+        f"{int(hit.sum())} prediction(s) in {table.loc[hit, 'video_id'].nunique()} blocked "
+        "video(s) removed"
+    )
+    return table[~hit]
+
+
+def _note_early_starts(table: pd.DataFrame, notes: list[str]) -> None:
+    """Note segments that start before 0 s (scored as given)."""
+    early = table["t_start"] < 0
+    if early.any():
+        row = table[early].iloc[0]
+        notes.append(
+            f"{int(early.sum())} prediction(s) start before 0 s (e.g. video {row.video_id}, "
+            f"[{row.t_start:g}, {row.t_end:g}]): scored as given, as the official evaluation "
+            "does; clip them to the video if that is not meant"
+        )
+
+
+def _outside_parts(table: pd.DataFrame, outside: pd.Series) -> tuple[int, int, list[str]]:
+    """Predictions in videos outside the subset: their number, their videos' number, and up to
+    three of those videos (sorted), for the notes."""
+    rows = table.loc[outside, "video_id"]
+    return int(outside.sum()), rows.nunique(), sorted(rows.unique())[:3]
+
+
+def _drop_unknown_labels(
+    table: pd.DataFrame, ground_truth: GroundTruth, notes: list[str]
+) -> pd.DataFrame:
+    """Detections without a ground-truth label set aside (noted): they can match nothing."""
+    known = set(ground_truth.segments["label"])
+    unknown = ~table["label"].isin(known)
+    if not unknown.any():
+        return table
+    names = sorted(table.loc[unknown, "label"].unique())
+    notes.append(
+        f"{int(unknown.sum())} detection(s) of {len(names)} label(s) absent from the "
+        f"ground truth set aside (e.g. {names[:3]})"
+    )
+    return table[~unknown]
 
 
 def _outside_note(n: int, v: int, example: list, *, detections: bool, proposals: bool) -> str:

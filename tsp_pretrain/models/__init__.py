@@ -8,7 +8,7 @@ Typical use::
 """
 
 from tsp_pretrain.models.encoder import Encoder, build_encoder, check_clips
-from tsp_pretrain.models.loss import BACKGROUND, forward_and_loss
+from tsp_pretrain.models.loss import forward_and_loss
 from tsp_pretrain.models.param_groups import GROUP_NAMES, param_groups
 from tsp_pretrain.models.registry import (
     BACKBONES,
@@ -17,21 +17,20 @@ from tsp_pretrain.models.registry import (
     get_backbone,
 )
 from tsp_pretrain.models.releases import RELEASES, Release, get_release
-from tsp_pretrain.models.tsp import Objective, TSPModel, build_tsp_model
-from tsp_pretrain.models.weights import (
+from tsp_pretrain.models.state_dicts import (
     CHECKPOINT_PREFIXES,
     WeightsError,
     hub_checkpoint_dir,
-    load_encoder_weights,
     read_checkpoint,
     select_backbone_state,
     torchvision_state_dict,
     weight_names,
 )
+from tsp_pretrain.models.tsp import Objective, TSPModel, build_tsp_model
+from tsp_pretrain.models.weights import load_encoder_weights
 
 __all__ = [
     "BACKBONES",
-    "BACKGROUND",
     "CHECKPOINT_PREFIXES",
     "GROUP_NAMES",
     "RELEASES",

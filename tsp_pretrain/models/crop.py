@@ -20,7 +20,8 @@ from pathlib import Path
 import torchvision
 
 from tsp_pretrain.models.registry import get_backbone
-from tsp_pretrain.models.weights import WeightsError, load_checkpoint
+from tsp_pretrain.models.releases import is_release_name
+from tsp_pretrain.models.state_dicts import WeightsError, load_checkpoint
 
 #: The crop of every official TSP release (the official training and extraction scripts).
 RELEASE_CROP = 112
@@ -49,7 +50,7 @@ def torchvision_crop(backbone: str, weights_name: str) -> int | None:
 def file_crop(path: str | Path) -> int | None:
     """The crop recorded in an encoder file this project wrote; None for any other file.
 
-    Read as the weights loader reads checkpoints (:func:`~tsp_pretrain.models.weights.
+    Read as the weights loader reads checkpoints (:func:`~tsp_pretrain.models.state_dicts.
     load_checkpoint`: nothing in the file is executed); a file it cannot read has no known crop
     (the loader itself reports it when the weights are loaded).
     """
@@ -64,8 +65,6 @@ def file_crop(path: str | Path) -> int | None:
 
 def weights_crop(backbone: str, weights: str) -> int | None:
     """The crop the encoder named by ``encoder.weights`` was trained at, when it is known."""
-    from tsp_pretrain.models.releases import is_release_name
-
     if weights == "none":
         return None
     if is_release_name(weights):

@@ -1,8 +1,9 @@
 """The one loss used by TSP/TAC training and validation.
 
 loss = alpha_region * CE(region logits, region) + alpha_action * CE(action logits, action), where
-the action term only counts foreground clips (background clips carry action -1). The action term
-is a sum over foreground clips divided by their count (at least 1), so a batch without any
+the action term only counts foreground clips (background clips carry the action target
+:data:`~tsp_pretrain.regions.BACKGROUND_LABEL_ID`, the loss's ``ignore_index``). The action
+term is a sum over foreground clips divided by their count (at least 1), so a batch without any
 foreground clip contributes 0 instead of the NaN that a mean over zero clips would give.
 """
 
@@ -15,8 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tsp_pretrain.models.tsp import TSPModel
-
-BACKGROUND = -1  # action label of background clips (``ignore_index`` of the action loss)
+from tsp_pretrain.regions import BACKGROUND_LABEL_ID
 
 
 def _to(batch: Mapping[str, torch.Tensor | None], device: torch.device) -> dict:
@@ -34,11 +34,13 @@ def forward_and_loss(
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Run ``model`` on ``batch`` and return (loss, logs).
 
-    ``batch``: ``clips`` (B x 3 x T x H x W), ``action`` (long, -1 = background), ``region``
-    (long, 1 = foreground, 0 = background; needed when the model has a region head), optional
-    ``gvf`` (B x F; passed on only when the model uses a GVF, so one loader can serve TSP, TSP
-    without GVF and TAC). Tensors are moved to the model's device. ``model`` may be a
-    :class:`TSPModel` or a wrapper holding one as ``.module`` (DistributedDataParallel).
+    ``batch``: ``clips`` (B x 3 x T x H x W), ``action`` (long, ``BACKGROUND_LABEL_ID`` for
+    background clips), ``region`` (long, the region targets of
+    :mod:`~tsp_pretrain.data.sampling`; needed when the model has a region head), optional
+    ``gvf`` (B x F; passed on only when the model uses a GVF, :attr:`TSPModel.uses_gvf`, so one
+    loader can serve TSP, TSP without GVF and TAC). Tensors are moved to the model's device.
+    ``model`` may be a :class:`TSPModel` or a wrapper holding one as ``.module``
+    (DistributedDataParallel).
 
     ``logs`` holds plain floats: ``loss``, ``loss_action``, ``loss_region``, the accuracies
     ``acc_action`` (over foreground clips; NaN when there is none) and ``acc_region``, and the
@@ -51,10 +53,10 @@ def forward_and_loss(
     out = model(batch["clips"], batch.get("gvf") if uses_gvf else None)
 
     action = batch["action"]
-    foreground = action != BACKGROUND
+    foreground = action != BACKGROUND_LABEL_ID
     n_action = foreground.sum()
     loss_action = F.cross_entropy(
-        out["action"], action, ignore_index=BACKGROUND, reduction="sum"
+        out["action"], action, ignore_index=BACKGROUND_LABEL_ID, reduction="sum"
     ) / n_action.clamp(min=1)
     correct_action = ((out["action"].argmax(1) == action) & foreground).sum()
     loss = alpha_action * loss_action

@@ -7,9 +7,9 @@ weight names and file paths. ``tac_on_kinetics`` is the Kinetics-trained startin
 recipe (for r2plus1d_34: IG-65M pretraining fine-tuned on Kinetics); the others are TSP or TAC
 fine-tuned on ActivityNet v1.3 or THUMOS14 (``avg_gvf`` / ``no_gvf``: the paper's GVF ablations).
 
-Loading works like torchvision's weights (``weights.torchvision_state_dict``): the file is looked
-up in ``$TORCH_HOME/hub/checkpoints/`` under its release file name; only when it is absent is it
-downloaded, once, with the SHA-256 prefix in its name checked (as torch.hub does), through an
+Loading works like torchvision's weights (``state_dicts.torchvision_state_dict``): the file is
+looked up in ``$TORCH_HOME/hub/checkpoints/`` under its release file name; only when it is absent
+is it downloaded, once, with the SHA-256 prefix in its name checked (as torch.hub does), through an
 atomic write so that a failed or wrong download leaves nothing in the cache. A download that fails
 (no network) is a :class:`WeightsError` naming the file to place and the folder.
 
@@ -23,7 +23,7 @@ modification time are unchanged. The full digest goes into the encoder's descrip
 A release is a training checkpoint of the official ``train/train.py``: ``{"model": ..., "optimizer":
 ..., "lr_scheduler": ..., "epoch": ..., "args": argparse.Namespace}``, the backbone under
 ``features.`` and the heads as ``fc`` (TAC, one head) or ``fc1``/``fc2`` (TSP). It is read with
-``weights_only=True`` (:func:`tsp_pretrain.models.weights.read_checkpoint`): ``args`` is rebuilt
+``weights_only=True`` (:func:`tsp_pretrain.models.state_dicts.read_checkpoint`): ``args`` is rebuilt
 as a plain ``argparse.Namespace`` of its stored values (no code in the file is run) and is then
 ignored, like the optimiser and scheduler states; if it held an object of any other class the load
 fails with an error naming that class. Only the backbone's ``features.*`` tensors are used.
@@ -42,7 +42,7 @@ from pathlib import Path
 import torch
 
 from tsp_pretrain.atomic import atomic_path, write_json
-from tsp_pretrain.models.weights import (
+from tsp_pretrain.models.state_dicts import (
     WeightsError,
     cached_file_error,
     hub_checkpoint_dir,

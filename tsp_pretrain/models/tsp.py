@@ -45,12 +45,19 @@ class TSPModel(nn.Module):
         self.backbone = encoder.module
         self.feature_dim = encoder.feature_dim
         self.objective = objective
-        # The GVF only feeds the region head, so a TAC model never uses one.
+        # The one GVF decision (loader, loss and fingerprint ask this): the GVF only feeds the
+        # region head, so a TAC model never uses one.
         self.uses_gvf = objective == "tsp" and gvf
         heads = {"action": _head(self.feature_dim, num_classes)}
         if objective == "tsp":
             heads["region"] = _head(2 * self.feature_dim if self.uses_gvf else self.feature_dim, 2)
         self.heads = nn.ModuleDict(heads)
+
+    @property
+    def foreground_only(self) -> bool:
+        """Whether training samples foreground segments only: TAC, whose one head (action) learns
+        from foreground clips alone; TSP's region head needs the background segments too."""
+        return self.objective == "tac"
 
     @property
     def stem_prefixes(self) -> tuple[str, ...]:

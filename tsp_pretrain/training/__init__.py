@@ -1,1 +1,1 @@
-"""TSP/TAC training: schedule, checkpoints and the epoch loop (shared by pretraining)."""
+"""TSP/TAC training: schedule, checkpoints, the epoch loop and the one training stage."""

@@ -6,8 +6,9 @@ uninterrupted one would), trains, validates on fixed, evenly spaced clips, logs 
 writes a checkpoint. The initial model (encoder and fresh heads) is validated once before the
 first step, which leaves the training result unchanged; the last epoch's losses are judged
 against it (:mod:`~tsp_pretrain.training.health`: a ``health`` block in dvclive's summary, a
-loud warning when the run made the model worse). Mixed precision is used on CUDA; the device is
-chosen by :func:`~tsp_pretrain.runtime.pick_device`.
+loud warning when the run made the model worse). The machine's choices come from
+:mod:`~tsp_pretrain.runtime`: the device, mixed precision (CUDA only: ``amp_enabled``) and the
+DataLoader's workers (``input_workers``).
 
 Under a launcher (:mod:`~tsp_pretrain.training.distributed`) every rank trains its share of each
 global batch (:func:`~tsp_pretrain.data.sampling.rank_batches`) in DistributedDataParallel, the
@@ -23,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -38,13 +38,15 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from tsp_pretrain.atomic import remove_partial_files
-from tsp_pretrain.config import OptimParams
+from tsp_pretrain.config import ClipSpec, OptimParams
 from tsp_pretrain.data.clips import ClipDataset, KeyBatches, check_samples, clip_keys
 from tsp_pretrain.data.sampling import epoch_order, rank_batches, sample_clips
 from tsp_pretrain.data.transforms import ClipTransform
 from tsp_pretrain.models.loss import forward_and_loss
 from tsp_pretrain.models.param_groups import param_groups
 from tsp_pretrain.models.tsp import TSPModel
+from tsp_pretrain.regions import BACKGROUND_LABEL_ID, FOREGROUND
+from tsp_pretrain.runtime import amp_enabled, autocast, input_workers
 from tsp_pretrain.training import distributed
 from tsp_pretrain.training.checkpoint import forget_logged_steps, load_resumable, save_atomic
 from tsp_pretrain.training.health import HEALTH_BLOCK, LossHistory, assess, warn_if_unhealthy
@@ -56,18 +58,25 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ClipSource:
-    """Where training clips come from: a frame store and the segments to sample in."""
+    """Where training clips come from: a frame store, the segments to sample in, what one clip is
+    (frames, frame rate, crop) and each video's GVF, given when the model uses one
+    (:attr:`~tsp_pretrain.models.tsp.TSPModel.uses_gvf`; the loss passes it on only then)."""
 
     store: FrameStore
     train_segments: pd.DataFrame
     valid_segments: pd.DataFrame
-    clip_len: int
-    frame_rate: float
+    clip: ClipSpec
     gvf: Mapping[str, torch.Tensor] | None = None
 
-    @property
-    def clip_seconds(self) -> float:
-        return self.clip_len / self.frame_rate
+
+@dataclass(frozen=True)
+class RunOutputs:
+    """What a run writes and under which identity: the resumable checkpoint (resumed only when
+    its ``fingerprint`` matches) and the dvclive folder."""
+
+    checkpoint: Path
+    live_dir: Path
+    fingerprint: str
 
 
 _SUM_KEYS = (
@@ -123,27 +132,9 @@ class _Sums:
         return out
 
 
-def _trained_segments(segments: pd.DataFrame, foreground_only: bool) -> pd.DataFrame:
-    """All segments (TSP), or the foreground ones only (TAC)."""
-    return segments[segments["region"] == "foreground"] if foreground_only else segments
-
-
-def loader_workers(workers: int | str, device: torch.device, world_size: int) -> int:
-    """DataLoader workers per process: ``auto`` follows the machine.
-
-    On CUDA ``min(8, cores // processes on this machine - 1)`` (one core left to each process's
-    own work); on the CPU 0, since workers would compete with the model for the cores.
-    """
-    if workers != "auto":
-        return int(workers)
-    if device.type != "cuda":
-        return 0
-    local = int(os.environ.get("LOCAL_WORLD_SIZE", world_size))
-    return max(min(8, len(os.sched_getaffinity(0)) // local - 1), 0)
-
-
-def _autocast(device: torch.device, amp: bool):
-    return torch.autocast(device.type, dtype=torch.float16, enabled=amp and device.type == "cuda")
+def _trained_segments(segments: pd.DataFrame, model: TSPModel) -> pd.DataFrame:
+    """All segments (TSP), or the foreground ones only (TAC: :attr:`TSPModel.foreground_only`)."""
+    return segments[segments["region"] == FOREGROUND] if model.foreground_only else segments
 
 
 @dataclass
@@ -164,7 +155,16 @@ class _Run:
     ranks: distributed.Ranks
     device: torch.device
     seed: int
-    workers: int
+
+    @property
+    def workers(self) -> int:
+        return self.loader.num_workers
+
+    @property
+    def loss_weights(self) -> dict[str, float]:
+        """``alpha_action`` / ``alpha_region`` of the loss. ``train`` sets them; ``pretrain``
+        (TAC, action term only) has no such keys and keeps the loss's 1.0."""
+        return {name: getattr(self.params, name, 1.0) for name in ("alpha_action", "alpha_region")}
 
 
 def _setup(
@@ -172,85 +172,38 @@ def _setup(
     data: ClipSource,
     params: OptimParams,
     *,
-    crop_size: int,
-    foreground_only: bool,
     ranks: distributed.Ranks,
     device: torch.device,
     seed: int,
 ) -> _Run:
     """Optimizer, per-iteration schedule, the one DataLoader and the validation clips."""
     model.to(device)
-    train_segments = _trained_segments(data.train_segments, foreground_only)
-    if train_segments.empty:
-        raise ValueError("no training segment to sample clips from (check the annotation report)")
-    epoch_clips = len(train_segments) * params.clips_per_segment
-    if epoch_clips < ranks.world_size:
-        raise ValueError(
-            f"{epoch_clips} training clips per epoch for {ranks.world_size} processes: every "
-            "process needs at least one; use fewer processes"
-        )
-    global_batch = params.batch_size * ranks.world_size
-    iters_per_epoch = max(epoch_clips // global_batch, 1)
-    scale = ranks.world_size if params.scale_lr_by_world_size else 1
-    optimizer = torch.optim.SGD(
-        param_groups(
-            model,
-            params.lr_stem * scale,
-            params.lr_backbone * scale,
-            params.lr_heads * scale,
-            params.weight_decay,
-        ),
-        momentum=params.momentum,
-    )
-    scheduler = build_scheduler(
-        optimizer,
-        iters_per_epoch=iters_per_epoch,
-        warmup_epochs=params.warmup_epochs,
-        warmup_factor=params.warmup_factor,
-        milestones=params.lr_milestones,
-        gamma=params.lr_gamma,
-    )
-    gvf = data.gvf if model.uses_gvf else None
+    train_segments = _trained_segments(data.train_segments, model)
+    epoch_clips = _epoch_clips(train_segments, params, ranks)
+    iters_per_epoch = max(epoch_clips // (params.batch_size * ranks.world_size), 1)
+    optimizer = _optimizer(model, params, ranks)
     valid = sample_clips(
-        _trained_segments(data.valid_segments, foreground_only),
+        _trained_segments(data.valid_segments, model),
+        clip=data.clip,
         clips_per_segment=params.clips_per_segment,
-        clip_seconds=data.clip_seconds,
-        frame_rate=data.frame_rate,
         rng=None,
         lost=_lost(data),
     )
-    check_samples(data.store, valid, gvf)
-    workers = loader_workers(params.workers, device, ranks.world_size)
+    check_samples(data.store, valid, data.gvf)
     batches = KeyBatches()
-    loader = DataLoader(
-        ClipDataset(
-            data.store,
-            data.clip_len,
-            ClipTransform(crop_size=crop_size, layout=data.store.layout),
-            gvf,
-        ),
-        batch_sampler=batches,
-        num_workers=workers,
-        persistent_workers=workers > 0,
-        pin_memory=device.type == "cuda",
-        generator=torch.Generator(),  # not torch's global stream, which seeds the crops
-    )
+    workers = input_workers(params.workers, device, ranks.world_size)
+    loader = _loader(data, batches, workers, pin_memory=device.type == "cuda")
     log.info(
         "%d training segments, %d clips per epoch, %d iterations per epoch, device %s, "
         "%d process(es), %d loader workers each",
-        len(train_segments),
-        epoch_clips,
-        iters_per_epoch,
-        device,
-        ranks.world_size,
-        workers,
+        *(len(train_segments), epoch_clips, iters_per_epoch, device, ranks.world_size, workers),
     )
     return _Run(
         model=model,
         net=model,
         optimizer=optimizer,
-        scheduler=scheduler,
-        scaler=torch.amp.GradScaler(device.type, enabled=params.amp and device.type == "cuda"),
+        scheduler=_scheduler(optimizer, params, iters_per_epoch),
+        scaler=torch.amp.GradScaler(device.type, enabled=amp_enabled(params.amp, device)),
         loader=loader,
         batches=batches,
         data=data,
@@ -260,7 +213,64 @@ def _setup(
         ranks=ranks,
         device=device,
         seed=seed,
-        workers=workers,
+    )
+
+
+def _epoch_clips(
+    train_segments: pd.DataFrame, params: OptimParams, ranks: distributed.Ranks
+) -> int:
+    """Clips per epoch; an error when they cannot give every process one."""
+    if train_segments.empty:
+        raise ValueError("no training segment to sample clips from (check the annotation report)")
+    epoch_clips = len(train_segments) * params.clips_per_segment
+    if epoch_clips < ranks.world_size:
+        raise ValueError(
+            f"{epoch_clips} training clips per epoch for {ranks.world_size} processes: every "
+            "process needs at least one; use fewer processes"
+        )
+    return epoch_clips
+
+
+def _optimizer(model: TSPModel, params: OptimParams, ranks: distributed.Ranks) -> torch.optim.SGD:
+    """SGD over the three param groups; rates x the world size with ``scale_lr_by_world_size``."""
+    scale = ranks.world_size if params.scale_lr_by_world_size else 1
+    return torch.optim.SGD(
+        param_groups(
+            model,
+            params.lr_stem * scale,
+            params.lr_backbone * scale,
+            params.lr_heads * scale,
+            params.weight_decay,
+        ),
+        momentum=params.momentum,
+    )
+
+
+def _scheduler(
+    optimizer: torch.optim.Optimizer, params: OptimParams, iters_per_epoch: int
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """The recipe's warm-up + step schedule, stepped every iteration."""
+    return build_scheduler(
+        optimizer,
+        iters_per_epoch=iters_per_epoch,
+        warmup_epochs=params.warmup_epochs,
+        warmup_factor=params.warmup_factor,
+        milestones=params.lr_milestones,
+        gamma=params.lr_gamma,
+    )
+
+
+def _loader(data: ClipSource, batches: KeyBatches, workers: int, pin_memory: bool) -> DataLoader:
+    """The run's one DataLoader: clips of ``data.clip`` with their video's GVF if ``data`` has
+    one (their keys come from ``batches``)."""
+    transform = ClipTransform(crop_size=data.clip.crop_size, layout=data.store.layout)
+    return DataLoader(
+        ClipDataset(data.store, data.clip.clip_len, transform, data.gvf),
+        batch_sampler=batches,
+        num_workers=workers,
+        persistent_workers=workers > 0,
+        pin_memory=pin_memory,
+        generator=torch.Generator(),  # not torch's global stream, which seeds the crops
     )
 
 
@@ -285,9 +295,8 @@ def _train_pass(run: _Run, epoch: int) -> None:
     """Put this rank's share of the epoch's fresh clips in the loader (and seed their crops)."""
     samples = sample_clips(
         run.train_segments,
+        clip=run.data.clip,
         clips_per_segment=run.params.clips_per_segment,
-        clip_seconds=run.data.clip_seconds,
-        frame_rate=run.data.frame_rate,
         rng=np.random.default_rng([run.seed, epoch]),
         lost=_lost(run.data),
     )
@@ -321,10 +330,25 @@ def _train_pass(run: _Run, epoch: int) -> None:
     torch.manual_seed(_epoch_seed(run.seed, epoch, run.ranks.rank))
 
 
-def train_one_epoch(
-    run: _Run, epoch: int, clips_seen: dict[str, int], alpha_action: float, alpha_region: float
-) -> dict[str, float]:
-    """One pass over this rank's share of the epoch's clips; returns the epoch's train metrics."""
+def _train_step(run: _Run, batch: dict[str, torch.Tensor], epoch: int) -> dict[str, float]:
+    """One optimizer step on ``batch`` (on the device); returns the loss's logs."""
+    with autocast(run.device, run.params.amp):
+        loss, logs = forward_and_loss(run.net, batch, **run.loss_weights)
+    if not math.isfinite(logs["loss"]):
+        raise FloatingPointError(
+            f"epoch {epoch + 1}: loss is {logs['loss']}; lower the learning rates"
+        )
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    run.scheduler.step()
+    return logs
+
+
+def train_one_epoch(run: _Run, epoch: int, clips_seen: dict[str, int]) -> dict[str, float]:
+    """One pass over this rank's share of the epoch's clips; returns the epoch's train metrics
+    and adds the epoch's steps, clips and foreground clips (over all ranks) to ``clips_seen``."""
     _train_pass(run, epoch)
     run.net.train()
     sums, clips, fg_clips = _Sums(), 0, 0
@@ -336,20 +360,10 @@ def train_one_epoch(
     )
     for batch in bar:
         batch = _on_device(run, batch)
-        with _autocast(run.device, run.params.amp):
-            loss, logs = forward_and_loss(run.net, batch, alpha_action, alpha_region)
-        if not math.isfinite(logs["loss"]):
-            raise FloatingPointError(
-                f"epoch {epoch + 1}: loss is {logs['loss']}; lower the learning rates"
-            )
-        run.optimizer.zero_grad(set_to_none=True)
-        run.scaler.scale(loss).backward()
-        run.scaler.step(run.optimizer)
-        run.scaler.update()
-        run.scheduler.step()
+        logs = _train_step(run, batch, epoch)
         sums.add(logs)
         clips += int(batch["region"].numel())
-        fg_clips += int((batch["action"] >= 0).sum())
+        fg_clips += int((batch["action"] != BACKGROUND_LABEL_ID).sum())
         bar.set_postfix(loss=f"{logs['loss']:.3f}")
     distributed.broadcast_buffers(run.model, run.ranks)
     clips, fg_clips = distributed.all_sum([clips, fg_clips], run.ranks, run.device)
@@ -359,7 +373,7 @@ def train_one_epoch(
     return {f"train/{k}": v for k, v in sums.reduced(run.ranks, run.device).result().items()}
 
 
-def validate(run: _Run, alpha_action: float, alpha_region: float) -> dict[str, float]:
+def validate(run: _Run) -> dict[str, float]:
     """Loss and per-head accuracies on the fixed validation clips (each rank its share)."""
     order = np.arange(len(run.valid))
     run.batches.set(
@@ -374,12 +388,12 @@ def validate(run: _Run, alpha_action: float, alpha_region: float) -> dict[str, f
     )
     run.model.eval()  # not the DDP wrapper: ranks may have different numbers of batches here
     sums = _Sums()
-    with torch.inference_mode(), _autocast(run.device, run.params.amp):
+    with torch.inference_mode(), autocast(run.device, run.params.amp):
         for batch in tqdm(
             run.loader, desc="  valid", leave=False, unit="batch", disable=not run.ranks.is_main
         ):
             batch = _on_device(run, batch)
-            _, logs = forward_and_loss(run.model, batch, alpha_action, alpha_region)
+            _, logs = forward_and_loss(run.model, batch, **run.loss_weights)
             sums.add(logs)
     return sums.reduced(run.ranks, run.device).result()
 
@@ -431,12 +445,12 @@ def _resume(
     return state["epoch"] + 1, state["clips_seen"], state["metrics"], history
 
 
-def validate_before_training(run: _Run, alpha_action: float, alpha_region: float) -> LossHistory:
+def validate_before_training(run: _Run) -> LossHistory:
     """Validate the initial model (encoder and fresh heads) on the fixed clips: where the
     validation loss starts. Eval mode, no gradient, centre crops: no state the training
     depends on changes (:mod:`~tsp_pretrain.training.health`); logged, never plotted, so the
     epochs keep their dvclive steps."""
-    initial = validate(run, alpha_action, alpha_region)
+    initial = validate(run)
     log.info(
         "before training (initial encoder, fresh heads): %s",
         ", ".join(f"valid/{k} {v:.4g}" for k, v in initial.items()),
@@ -445,60 +459,54 @@ def validate_before_training(run: _Run, alpha_action: float, alpha_region: float
 
 
 def train(
-    model: TSPModel,
-    data: ClipSource,
-    params: OptimParams,
-    *,
-    crop_size: int,
-    checkpoint: Path,
-    live_dir: Path,
-    fingerprint: str,
-    seed: int,
-    foreground_only: bool,
-    alpha_action: float = 1.0,
-    alpha_region: float = 1.0,
+    model: TSPModel, data: ClipSource, params: OptimParams, outputs: RunOutputs, *, seed: int
 ) -> dict[str, float]:
-    """Train ``model`` for ``params.epochs`` epochs, resuming from ``checkpoint`` if it matches.
+    """Train ``model`` for ``params.epochs`` epochs, resuming from ``outputs.checkpoint`` if its
+    fingerprint matches.
 
-    ``foreground_only`` (TAC) samples clips from foreground segments only. Returns the last
-    epoch's metrics (also logged to dvclive under ``live_dir``, by rank 0). Under a launcher the
+    The model's objective decides which segments are trained on (TAC: foreground only,
+    :attr:`~tsp_pretrain.models.tsp.TSPModel.foreground_only`) and whether its clips carry
+    ``data.gvf`` (:attr:`~tsp_pretrain.models.tsp.TSPModel.uses_gvf`). Returns the last epoch's
+    metrics (also logged to dvclive under ``outputs.live_dir``, by rank 0). Under a launcher the
     checkpoint's fingerprint adds the world size: a run resumes only with as many processes.
     """
     with distributed.process_group(params.device) as (ranks, device):
-        run = _setup(
-            model,
-            data,
-            params,
-            crop_size=crop_size,
-            foreground_only=foreground_only,
-            ranks=ranks,
-            device=device,
-            seed=seed,
-        )
-        run_id = fingerprint if ranks.world_size == 1 else f"{fingerprint}@{ranks.world_size}"
-        start_epoch, clips_seen, metrics, history = _resume(run, checkpoint, run_id)
+        run = _setup(model, data, params, ranks=ranks, device=device, seed=seed)
+        run_id = _run_id(outputs.fingerprint, ranks)
+        start_epoch, clips_seen, metrics, history = _resume(run, outputs.checkpoint, run_id)
         run.net = distributed.wrap_model(model, ranks, device, sync_bn=params.sync_bn)
         if history is None:
-            history = validate_before_training(run, alpha_action, alpha_region)
-        with _live(live_dir, start_epoch, ranks) as live:
+            history = validate_before_training(run)
+        with _live(outputs.live_dir, start_epoch, ranks) as live:
             for epoch in range(start_epoch, params.epochs):
-                metrics = train_one_epoch(run, epoch, clips_seen, alpha_action, alpha_region)
-                metrics |= {
-                    f"valid/{k}": v for k, v in validate(run, alpha_action, alpha_region).items()
-                }
-                metrics |= {f"lr/{g['name']}": g["lr"] for g in run.optimizer.param_groups}
-                metrics |= {f"seen/{k}": v for k, v in clips_seen.items()}
+                metrics = _epoch(run, epoch, clips_seen)
                 history.add(metrics)
                 _log_epoch(live, metrics, epoch, params.epochs)
                 _log_health(live, assess(history))
                 if ranks.is_main:
                     state = _state(run, epoch, clips_seen, metrics, run_id, history)
-                    save_atomic(state, checkpoint)
+                    save_atomic(state, outputs.checkpoint)
                 live.next_step()
     if start_epoch >= params.epochs:
-        log.info("all %d epochs were already done (checkpoint %s)", params.epochs, checkpoint)
+        log.info(
+            "all %d epochs were already done (checkpoint %s)", params.epochs, outputs.checkpoint
+        )
     if ranks.is_main:
-        warn_if_unhealthy(assess(history), params, str(Path(live_dir) / "metrics.json"))
+        warn_if_unhealthy(assess(history), params, str(Path(outputs.live_dir) / "metrics.json"))
+    return metrics
+
+
+def _run_id(fingerprint: str, ranks: distributed.Ranks) -> str:
+    """The checkpoint's fingerprint: the run's, plus the world size under a launcher."""
+    return fingerprint if ranks.world_size == 1 else f"{fingerprint}@{ranks.world_size}"
+
+
+def _epoch(run: _Run, epoch: int, clips_seen: dict[str, int]) -> dict[str, float]:
+    """Train one epoch, validate; the epoch's metrics (train, valid, lr, seen)."""
+    metrics = train_one_epoch(run, epoch, clips_seen)
+    metrics |= {f"valid/{k}": v for k, v in validate(run).items()}
+    metrics |= {f"lr/{g['name']}": g["lr"] for g in run.optimizer.param_groups}
+    metrics |= {f"seen/{k}": v for k, v in clips_seen.items()}
     return metrics
 
 

@@ -31,13 +31,14 @@ import itertools
 import logging
 import math
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import closing
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import av
 import av.filter
@@ -46,22 +47,23 @@ import pandas as pd
 from tqdm import tqdm
 
 from tsp_pretrain.atomic import write_json
-from tsp_pretrain.digest import file_digest
+from tsp_pretrain.digest import code_digest, file_digest
 from tsp_pretrain.pools import process_pool
-from tsp_pretrain.video.official import STANDARD_FPS, bilinear_resize, subsampling_step
+from tsp_pretrain.video.official import STANDARD_FRAME_RATE, bilinear_resize, subsampling_step
 from tsp_pretrain.video.probe import (
+    TRUNCATION_TOLERANCE,
     TruncatedVideoError,
     display_transform,
     readable_duration_check,
 )
 from tsp_pretrain.video.store import (
-    INDEX_FILE,
     FrameStoreError,
     StoredVideo,
     StoreSettings,
     commit_index,
     read_index,
     read_pending_entries,
+    remove_unindexed_files,
     stored_frame_bytes,
     write_index,
     write_mp4,
@@ -69,15 +71,41 @@ from tsp_pretrain.video.store import (
     write_pending_entry,
 )
 
+if TYPE_CHECKING:
+    from tsp_pretrain.config import DecodeParams
+
 log = logging.getLogger(__name__)
 
 #: Decode methods (``decode.method``): ``official`` reproduces the released TSP code's frames
 #: (:mod:`tsp_pretrain.video.official`); ``ffmpeg`` is one fps filter and FFmpeg's area scaling.
 METHODS = ("official", "ffmpeg")
 
-#: A decode that yields fewer frames than the probed duration promises, by more than this fraction
-#: (and more than two frames), is treated as a truncated file.
-TRUNCATION_TOLERANCE = 0.05
+
+#: The library modules whose code decides what a stored video holds (relative to the package):
+#: their digest is part of the store settings, so that changing them decodes every video again.
+DECODE_CODE = (
+    "video/decode.py",
+    "video/encode.py",
+    "video/store.py",
+    "video/probe.py",
+    "video/official.py",
+)
+
+
+def store_settings(decode: DecodeParams, frame_rate: float) -> StoreSettings:
+    """The store settings the ``decode`` params give at ``frame_rate``, with the digest of the
+    decoding code (:data:`DECODE_CODE`)."""
+    return StoreSettings(
+        frame_rate,
+        decode.stored_short_side,
+        decode.store,
+        code=code_digest(*DECODE_CODE),
+        frame_size=decode.frame_size,
+        method=decode.method,
+        mp4_crf=decode.mp4_crf,
+        mp4_pix_fmt=decode.mp4_pix_fmt,
+        mp4_keyint=decode.mp4_keyint,
+    )
 
 
 class DecodeError(RuntimeError):
@@ -184,6 +212,174 @@ def _lost_head(
     return max(math.floor((first_time - start) * rate + Fraction(1, 2)), 0)
 
 
+@dataclass(frozen=True)
+class Resampling:
+    """How :func:`decode_frames` turns one video's frames into stored frames, decided once from
+    its arguments (:meth:`of`): the ``fps`` filter's rate, which of its output frames are kept,
+    and the size rule."""
+
+    #: The ``fps`` filter's rate: the target ``frame_rate``, or the official standardisation's.
+    rate: Fraction
+    #: Every ``step``-th filter output is kept (the official index subsampling; 1: all).
+    step: int
+    #: RGB and the official bilinear float resize; else FFmpeg's area ``scale`` filter in YUV.
+    official: bool
+    short_side: int | None
+    even: bool
+    frame_size: tuple[int, int] | None
+
+    @classmethod
+    def of(
+        cls,
+        frame_rate: float,
+        short_side: int | None,
+        even: bool,
+        frame_size: tuple[int, int] | None,
+        method: str,
+    ) -> Resampling:
+        """The resampling of ``method`` (:data:`METHODS`; a ``ValueError`` otherwise, and an
+        :class:`~tsp_pretrain.video.official.OfficialRateError` for a rate it cannot give)."""
+        if method not in METHODS:
+            raise ValueError(f"decode method {method!r}: expected one of {', '.join(METHODS)}")
+        official = method == "official"
+        step = subsampling_step(frame_rate) if official else 1
+        rate = Fraction(STANDARD_FRAME_RATE if official else frame_rate).limit_denominator(1001)
+        return cls(rate, step, official, short_side, even, frame_size)
+
+
+def _filter_graph(
+    stream: av.video.stream.VideoStream, first: av.VideoFrame, how: Resampling
+) -> tuple[av.filter.Graph, tuple[int, int]]:
+    """The filter graph of one video, built on its first good frame (which carries the display
+    rotation), and the (height, width) its frames are stored at.
+
+    The graph: the display rotation as FFmpeg's command line applies it, the ``fps`` filter at
+    ``how.rate`` and, for the ``ffmpeg`` method, FFmpeg's area ``scale`` to the stored size.
+    """
+    graph = av.filter.Graph()
+    chain = [graph.add_buffer(template=stream)]
+    angle, filters = display_transform(first)
+    chain += [graph.add(name, args) for name, args in filters]
+    chain.append(graph.add("fps", f"fps={how.rate}"))
+    height, width = stream.codec_context.height, stream.codec_context.width
+    if angle in (90, 270):
+        height, width = width, height
+    size = target_size(height, width, how.short_side, how.even, how.frame_size)
+    if size != (height, width) and not how.official:
+        chain.append(graph.add("scale", f"w={size[1]}:h={size[0]}:flags=area"))
+    chain.append(graph.add("buffersink"))
+    for a, b in itertools.pairwise(chain):
+        a.link_to(b)
+    graph.configure()
+    return graph, size
+
+
+@dataclass
+class _SourceTimes:
+    """Start times (seconds) of one video's source frames that decoded (``good``) and of those
+    that failed or were dropped as predicted from lost data (``failed``)."""
+
+    good: list[float] = field(default_factory=list)
+    failed: list[float] = field(default_factory=list)
+
+
+def _packets(
+    container: av.container.InputContainer, stream: av.video.stream.VideoStream, report: DecodeLog
+) -> Iterator[av.Packet]:
+    """The stream's packets; a demuxing error ends them as a lost tail (nothing readable after)."""
+    try:
+        yield from container.demux(stream)
+    except av.error.FFmpegError as err:
+        report.tail_lost = True
+        report.first_error = report.first_error or f"demuxing: {err}"
+
+
+def _good_frames(
+    container: av.container.InputContainer,
+    stream: av.video.stream.VideoStream,
+    report: DecodeLog,
+    times: _SourceTimes,
+) -> Iterator[av.VideoFrame]:
+    """The decoded frames that hold no lost data, as FFmpeg would skip bad packets.
+
+    A packet the decoder rejects is counted in ``report`` and skipped; the frames decoded after
+    it are dropped too up to the next keyframe later than every failed frame (they are predicted
+    from the lost data). Every frame's time goes into ``times``, good or failed.
+    """
+    damaged = False  # a packet failed and no keyframe has come since
+    # closed before the container, also when the consumer stops early
+    with closing(_packets(container, stream, report)) as packets:
+        for packet in packets:
+            try:
+                frames = stream.decode(packet)
+            except av.error.FFmpegError as err:
+                report.bad_packets += 1
+                report.first_error = report.first_error or str(err)
+                damaged = True
+                if packet.pts is not None and packet.time_base is not None:
+                    times.failed.append(float(packet.pts * packet.time_base))
+                continue
+            for frame in frames:
+                if damaged:  # predicted from lost data (concealed junk) until a later keyframe
+                    later = frame.time is not None and frame.time > max(times.failed, default=-1)
+                    if not (frame.key_frame and later):
+                        if frame.time is not None:
+                            times.failed.append(frame.time)
+                        continue
+                    damaged = False
+                if frame.time is not None:
+                    times.good.append(frame.time)
+                yield frame
+
+
+class _FilterOutput:
+    """The filter graph of one video and the stored frames it gives: built on the first good
+    frame (:meth:`start`), fed with :meth:`push`, which yields what the graph outputs, with the
+    lost start padded, every ``step``-th output kept and the official resize applied."""
+
+    def __init__(self, how: Resampling) -> None:
+        self.how = how
+        self.graph: av.filter.Graph | None = None
+        self.size = (0, 0)  # the stored (height, width), set by start
+        self.count = 0  # filter outputs so far, before the subsampling
+        self.head = 0  # output frames lost before the first good frame (damage at the very start)
+
+    def start(
+        self, stream: av.video.stream.VideoStream, first: av.VideoFrame, failed: list[float]
+    ) -> None:
+        self.graph, self.size = _filter_graph(stream, first, self.how)
+        self.head = _lost_head(stream, failed, first, self.how.rate)
+
+    def push(self, frame: av.VideoFrame | None) -> Iterator[np.ndarray]:
+        """Feed ``frame`` (None: the end) and yield the stored frames the graph gives for it."""
+        self.graph.vpush(frame)
+        while True:
+            try:
+                out = self.graph.vpull()
+            except (av.error.BlockingIOError, av.error.EOFError):
+                return
+            # the lost start, if any, holds the first good frame
+            copies, stored = 1 + (self.head if self.count == 0 else 0), None
+            for _ in range(copies):
+                if self.count % self.how.step == 0:  # the official index subsampling
+                    stored = self._image(out) if stored is None else stored
+                    yield stored
+                self.count += 1
+
+    def _image(self, frame: av.VideoFrame) -> np.ndarray:
+        rgb = frame.to_ndarray(format="rgb24")
+        return bilinear_resize(rgb[None], self.size)[0] if self.how.official else rgb
+
+    def record_lost(self, times: _SourceTimes, report: DecodeLog) -> None:
+        """Fill in ``report``'s lost ranges (stored frames) from the failed source frames."""
+        if times.failed and times.good:
+            rate = self.how.rate
+            t0 = min(times.good) - self.head / rate
+            lost = _lost_ranges(times.good, times.failed, t0, rate, self.count)
+            report.lost = _subsampled_ranges(lost, self.how.step)
+            report.tail_lost = report.tail_lost or max(times.failed) > max(times.good)
+
+
 def decode_frames(
     path: str | Path,
     frame_rate: float,
@@ -215,102 +411,20 @@ def decode_frames(
     output early and sets ``report.tail_lost``. Raises
     ``av.error.FFmpegError`` on files that cannot be opened.
     """
-    if method not in METHODS:
-        raise ValueError(f"decode method {method!r}: expected one of {', '.join(METHODS)}")
-    official = method == "official"
-    step = subsampling_step(frame_rate) if official else 1
-    # the rate of the fps filter: the target, or the official standardisation's 30 fps
-    rate = Fraction(STANDARD_FPS if official else frame_rate).limit_denominator(1001)
+    output = _FilterOutput(Resampling.of(frame_rate, short_side, even, frame_size, method))
     report = report if report is not None else DecodeLog()
-    good: list[float] = []
-    failed: list[float] = []
-    count = 0
-    head = 0  # output frames lost before the first good frame (damage at the very start)
+    times = _SourceTimes()
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
-        graph: av.filter.Graph | None = None
-        size: list[int] = []  # the stored (height, width), set when the graph is built
-
-        def image(frame: av.VideoFrame) -> np.ndarray:
-            rgb = frame.to_ndarray(format="rgb24")
-            return bilinear_resize(rgb[None], tuple(size))[0] if official else rgb
-
-        def build(first: av.VideoFrame) -> av.filter.Graph:
-            g = av.filter.Graph()
-            chain = [g.add_buffer(template=stream)]
-            angle, filters = display_transform(first)
-            chain += [g.add(name, args) for name, args in filters]
-            chain.append(g.add("fps", f"fps={rate}"))
-            height, width = stream.codec_context.height, stream.codec_context.width
-            if angle in (90, 270):
-                height, width = width, height
-            size[:] = target_size(height, width, short_side, even, frame_size)
-            if size != [height, width] and not official:
-                chain.append(g.add("scale", f"w={size[1]}:h={size[0]}:flags=area"))
-            chain.append(g.add("buffersink"))
-            for a, b in itertools.pairwise(chain):
-                a.link_to(b)
-            g.configure()
-            return g
-
-        def drain() -> Iterator[np.ndarray]:
-            nonlocal count
-            while True:
-                try:
-                    frame = graph.vpull()
-                except (av.error.BlockingIOError, av.error.EOFError):
-                    return
-                # the lost start, if any, holds the first good frame
-                copies, stored = 1 + (head if count == 0 else 0), None
-                for _ in range(copies):
-                    if count % step == 0:  # the official index subsampling (step 1: all)
-                        stored = image(frame) if stored is None else stored
-                        yield stored
-                    count += 1
-
-        def packets() -> Iterator[av.Packet]:
-            try:
-                yield from container.demux(stream)
-            except av.error.FFmpegError as err:  # nothing readable after this point
-                report.tail_lost = True
-                report.first_error = report.first_error or f"demuxing: {err}"
-
-        damaged = False  # a packet failed and no keyframe has come since
-        # closed before the container, also when the consumer stops early
-        with closing(packets()) as stream_packets:
-            for packet in stream_packets:
-                try:
-                    frames = stream.decode(packet)
-                except av.error.FFmpegError as err:
-                    report.bad_packets += 1
-                    report.first_error = report.first_error or str(err)
-                    damaged = True
-                    if packet.pts is not None and packet.time_base is not None:
-                        failed.append(float(packet.pts * packet.time_base))
-                    continue
-                for frame in frames:
-                    if damaged:  # predicted from lost data (concealed junk) until a later keyframe
-                        later = frame.time is not None and frame.time > max(failed, default=-1)
-                        if not (frame.key_frame and later):
-                            if frame.time is not None:
-                                failed.append(frame.time)
-                            continue
-                        damaged = False
-                    if frame.time is not None:
-                        good.append(frame.time)
-                    if graph is None:
-                        graph = build(frame)
-                        head = _lost_head(stream, failed, frame, rate)
-                    graph.vpush(frame)
-                    yield from drain()
-        if graph is None:
+        with closing(_good_frames(container, stream, report, times)) as frames:
+            for frame in frames:
+                if output.graph is None:
+                    output.start(stream, frame, times.failed)
+                yield from output.push(frame)
+        if output.graph is None:
             return
-        graph.vpush(None)
-        yield from drain()
-    if failed and good:
-        lost = _lost_ranges(good, failed, min(good) - head / rate, rate, count)
-        report.lost = _subsampled_ranges(lost, step)
-        report.tail_lost = report.tail_lost or max(failed) > max(good)
+        yield from output.push(None)
+    output.record_lost(times, report)
 
 
 def _subsampled_ranges(ranges: list[tuple[int, int]], step: int) -> list[tuple[int, int]]:
@@ -360,65 +474,89 @@ class DecodeJob:
         return self.source_name or Path(self.source).name
 
 
-def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
-    """Decode one video into the store (runs in a worker process)."""
-    source = Path(job.source)
+def _check_source(source: Path) -> None:
+    """A :class:`DecodeError` for a source that is missing, empty or cut short (a partial
+    download is a truncation to fetch again, never a lost tail to pad)."""
     if not source.is_file():
         raise DecodeError(f"{source}: file not found")
     if source.stat().st_size == 0:
         raise DecodeError(f"{source}: empty file (0 bytes)")
-    try:  # a partial download is a truncation, never a lost tail to pad
+    try:
         readable_duration_check(source)
     except TruncatedVideoError as err:
         raise DecodeError(str(err)) from err
-    out = Path(job.out_dir) / f"{job.video_id}{job.settings.suffix}"
-    rate = job.settings.frame_rate
-    log_ = DecodeLog()
-    expected = job.duration * rate
-    frames = decode_frames(
-        source,
-        rate,
-        job.settings.short_side,
-        even=job.settings.store == "mp4",
-        report=log_,
-        frame_size=job.settings.frame_size,
-        method=job.settings.method,
-    )
-    if math.isfinite(expected):
-        frames = pad_tail(frames, log_, round(expected))
+
+
+def _write_frames(
+    out: Path, frames: Iterator[np.ndarray], settings: StoreSettings, source: Path, log_: DecodeLog
+) -> tuple[int, int, int]:
+    """Write ``frames`` to ``out`` in the store's format: (num_frames, height, width). Errors
+    while decoding or writing are a :class:`DecodeError` naming ``source``."""
     try:
-        if job.settings.store == "npy":
-            count, h, w = write_npy(out, frames)
-        else:
-            count, h, w = write_mp4(
-                out,
-                frames,
-                rate,
-                job.settings.mp4_crf,
-                job.settings.mp4_pix_fmt,
-                job.settings.mp4_keyint,
-            )
+        if settings.store == "npy":
+            return write_npy(out, frames)
+        return write_mp4(
+            out,
+            frames,
+            settings.frame_rate,
+            settings.mp4_crf,
+            settings.mp4_pix_fmt,
+            settings.mp4_keyint,
+        )
     except av.error.FFmpegError as err:
         raise DecodeError(f"{source}: FFmpeg failed while decoding ({err})") from err
     except FrameStoreError as err:
         detail = f"; first decoder error: {log_.first_error}" if log_.first_error else ""
         raise DecodeError(f"{source}: {err}{detail}") from err
+
+
+def _refusal(job: DecodeJob, count: int, log_: DecodeLog, expected: float) -> str | None:
+    """Why a decoded video is not kept, or None: truncated (fewer frames than its duration
+    promises, by more than the probe's :data:`~tsp_pretrain.video.probe.TRUNCATION_TOLERANCE`
+    and two frames) or corrupt (less than ``min_readable_fraction`` of them decodes)."""
+    if not math.isfinite(expected):
+        return None
     readable = count - log_.lost_frames
-    problem = None
-    if math.isfinite(expected) and count < expected * (1 - TRUNCATION_TOLERANCE) - 2:
-        problem = (
-            f"truncated: decoded {count} frames at {rate} fps, "
+    if count < expected * (1 - TRUNCATION_TOLERANCE) - 2:
+        return (
+            f"truncated: decoded {count} frames at {job.settings.frame_rate} fps, "
             f"expected about {expected:.0f} from its duration {job.duration:.2f} s"
         )
-    elif math.isfinite(expected) and readable < job.min_readable_fraction * expected:
-        problem = (
+    if readable < job.min_readable_fraction * expected:
+        return (
             f"corrupt: only {readable} of about {expected:.0f} frames ({readable / expected:.0%}) "
             f"could be decoded, below decode.min_readable_fraction={job.min_readable_fraction}"
         )
+    return None
+
+
+def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
+    """Decode one video into the store (runs in a worker process): its index entry and what
+    went wrong. A video that cannot be kept is a :class:`DecodeError`, its file removed."""
+    source = Path(job.source)
+    _check_source(source)
+    out = Path(job.out_dir) / f"{job.video_id}{job.settings.suffix}"
+    settings = job.settings
+    log_ = DecodeLog()
+    expected = job.duration * settings.frame_rate
+    frames = decode_frames(
+        source,
+        settings.frame_rate,
+        settings.short_side,
+        even=settings.store == "mp4",
+        report=log_,
+        frame_size=settings.frame_size,
+        method=settings.method,
+    )
+    if math.isfinite(expected):
+        frames = pad_tail(frames, log_, round(expected))
+    count, h, w = _write_frames(out, frames, settings, source, log_)
+    problem = _refusal(job, count, log_, expected)
     if problem is not None:
         out.unlink(missing_ok=True)
         detail = f" (first decoder error: {log_.first_error})" if log_.first_error else ""
         raise DecodeError(f"{source}: {problem}{detail}; re-download or re-encode it")
+    digest = file_digest(source)
     entry = StoredVideo(
         job.video_id,
         out.name,
@@ -426,8 +564,8 @@ def _decode_one(job: DecodeJob) -> tuple[StoredVideo, DecodeLog]:
         h,
         w,
         job.recorded_source,
-        file_digest(source),
-        job.settings,
+        digest,
+        settings,
         lost=tuple(log_.lost),
     )
     return entry, log_
@@ -626,6 +764,95 @@ def write_report(path: str | Path, settings: StoreSettings, report: DecodeReport
     write_json(path, document, indent=1, sort_keys=False)
 
 
+#: What a decode job gave: its entry and damage log, or None and the error that skips it.
+_Result = tuple[StoredVideo, DecodeLog] | None
+_Record = Callable[[DecodeJob, _Result, BaseException | None], None]
+
+
+@dataclass
+class _Bookkeeping:
+    """A decode run's store while it runs: the index it commits when it ends and its report.
+
+    Each finished video's entry goes to a file of its own as it finishes
+    (:func:`~tsp_pretrain.video.store.write_pending_entry`): constant cost per video.
+    """
+
+    out_dir: Path
+    index: dict[str, StoredVideo]
+    report: DecodeReport = field(default_factory=DecodeReport)
+
+    def plan(self, jobs: list[DecodeJob]) -> list[DecodeJob]:
+        """The jobs to decode. First the index keeps only the current entries of the table's
+        videos (the others are removed or decoded again), is written, and every other file of
+        the store is deleted."""
+        wanted = {job.video_id for job in jobs}
+        for vid in sorted(set(self.index) - wanted):  # their files go in the sweep below
+            self.index.pop(vid)
+            self.report.removed.append(vid)
+        current = current_entries(jobs, self.index, self.out_dir)
+        todo = []
+        for job in jobs:
+            if job.video_id in current:
+                self.index[job.video_id] = current[job.video_id]
+                self.report.reused.append(job.video_id)
+            else:
+                self.index.pop(job.video_id, None)
+                todo.append(job)
+        # The index first: then the sweep may delete the merged entry files (and a kill in
+        # between loses nothing).
+        write_index(self.out_dir, self.index)
+        remove_unindexed_files(self.out_dir, self.index)
+        return todo
+
+    def record(self, job: DecodeJob, result: _Result, error: BaseException | None) -> None:
+        """Record a finished job: its entry (in the index and its entry file) or its skip."""
+        if error is not None:
+            log.warning("skipping %s: %s", job.video_id, error)
+            self.report.skipped.append(
+                {"video_id": job.video_id, "source": job.source, "reason": str(error)}
+            )
+            return
+        entry, log_ = result
+        self.index[job.video_id] = entry
+        self.report.decoded.append(job.video_id)
+        if entry.lost:
+            self.report.damaged.append(_damage(job, entry, log_))
+            log.warning(
+                "%s: %d frames lost to corrupt data (%s); stored with the last good frame "
+                "repeated there",
+                job.video_id,
+                log_.lost_frames,
+                job.source,
+            )
+        write_pending_entry(self.out_dir, entry)
+
+
+def _decode_serially(todo: list[DecodeJob], record: _Record, bar: tqdm) -> None:
+    """Decode ``todo`` in this process, in order; a bad video is recorded as skipped."""
+    for job in todo:
+        try:
+            record(job, _decode_one(job), None)
+        except _SKIPPABLE as err:
+            record(job, None, err)
+        bar.update()
+
+
+def _decode_in_pool(todo: list[DecodeJob], workers: int, record: _Record, bar: tqdm) -> None:
+    """Decode ``todo`` in ``workers`` processes, recording each video as it finishes; an error
+    that is no bad video (:data:`_SKIPPABLE`) stops the run."""
+    with process_pool(workers, get_context("spawn")) as pool:
+        pending: dict[Future, DecodeJob] = {pool.submit(_decode_one, j): j for j in todo}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                job = pending.pop(future)
+                error = future.exception()
+                if error is not None and not isinstance(error, _SKIPPABLE):
+                    raise error
+                record(job, None if error else future.result(), error)
+                bar.update()
+
+
 def decode_dataset(
     videos: pd.DataFrame,
     videos_dir: str | Path,
@@ -656,79 +883,20 @@ def decode_dataset(
         subsampling_step(settings.frame_rate)  # an unsupported rate fails before any work
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    index = stored_entries(out_dir)  # with the videos a killed run finished
-    report = DecodeReport()
+    run = _Bookkeeping(out_dir, stored_entries(out_dir))  # with the videos a killed run finished
     jobs = decode_jobs(videos, videos_dir, out_dir, settings, min_readable_fraction)
-    wanted = {job.video_id for job in jobs}
-    for vid in sorted(set(index) - wanted):  # their files go in the sweep below
-        index.pop(vid)
-        report.removed.append(vid)
-    current = current_entries(jobs, index, out_dir)
-    todo = []
-    for job in jobs:
-        if job.video_id in current:
-            index[job.video_id] = current[job.video_id]
-            report.reused.append(job.video_id)
-        else:
-            index.pop(job.video_id, None)
-            todo.append(job)
-    # The index first: then the sweep may delete the merged entry files (and a kill in between
-    # loses nothing).
-    write_index(out_dir, index)
-    known_files = {e.file for e in index.values()}
-    for path in out_dir.iterdir():  # stale and outdated videos, partial files, entry files
-        if path.is_file() and path.name != INDEX_FILE and path.name not in known_files:
-            path.unlink()
+    todo = run.plan(jobs)
     check_disk_space(out_dir, videos[videos["video_id"].isin({j.video_id for j in todo})], settings)
-    if report.reused:
-        log.info("reusing %d videos already decoded with these settings", len(report.reused))
-
-    def finish(
-        job: DecodeJob, result: tuple[StoredVideo, DecodeLog] | None, error: BaseException | None
-    ) -> None:
-        if error is None:
-            entry, log_ = result
-            index[job.video_id] = entry
-            report.decoded.append(job.video_id)
-            if entry.lost:
-                report.damaged.append(_damage(job, entry, log_))
-                log.warning(
-                    "%s: %d frames lost to corrupt data (%s); stored with the last good frame "
-                    "repeated there",
-                    job.video_id,
-                    log_.lost_frames,
-                    job.source,
-                )
-            write_pending_entry(out_dir, entry)
-        else:
-            log.warning("skipping %s: %s", job.video_id, error)
-            report.skipped.append(
-                {"video_id": job.video_id, "source": job.source, "reason": str(error)}
-            )
-
+    if run.report.reused:
+        log.info("reusing %d videos already decoded with these settings", len(run.report.reused))
     bar = tqdm(total=len(todo), desc="decode", unit="video", disable=not progress)
     try:
         if workers <= 1:
-            for job in todo:
-                try:
-                    finish(job, _decode_one(job), None)
-                except _SKIPPABLE as err:
-                    finish(job, None, err)
-                bar.update()
+            _decode_serially(todo, run.record, bar)
         else:
-            with process_pool(workers, get_context("spawn")) as pool:
-                pending: dict[Future, DecodeJob] = {pool.submit(_decode_one, j): j for j in todo}
-                while pending:
-                    done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in done:
-                        job = pending.pop(future)
-                        error = future.exception()
-                        if error is not None and not isinstance(error, _SKIPPABLE):
-                            raise error
-                        finish(job, None if error else future.result(), error)
-                        bar.update()
+            _decode_in_pool(todo, workers, run.record, bar)
     finally:  # the complete index, once, whatever stopped the loop
-        commit_index(out_dir, index)
+        commit_index(out_dir, run.index)
         bar.close()
-    sort_report(report, jobs)
-    return report
+    sort_report(run.report, jobs)
+    return run.report

@@ -22,16 +22,19 @@ import json
 import logging
 import os
 import stat
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from tsp_pretrain.atomic import write_csv, write_json
 from tsp_pretrain.digest import file_digest
 from tsp_pretrain.video.probe import VIDEO_EXTENSIONS  # tried in this order
+
+if TYPE_CHECKING:
+    from tsp_pretrain.config import DatasetParams
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,23 @@ def scan_videos(
     cannot be read is an entry with a ``problem``.
     """
     root = Path(videos_dir)
+    _check_videos_dir(root, param)
+    cache = cache or {}
+    new_cache = {} if new_cache is None else new_cache
+    entries: list[Entry] = []
+    for folder, files in _walk(root, entries):
+        for name in sorted(files):
+            path = folder / name
+            entry, st = _entry(path, _relative(path, root), cache, digests)
+            entries.append(entry)
+            if digests and not entry.problem:
+                new_cache[entry.path] = [st.st_size, st.st_mtime_ns, st.st_ino, entry.digest]
+    entries.sort(key=lambda e: e.path)
+    return entries, new_cache
+
+
+def _check_videos_dir(root: Path, param: str) -> None:
+    """A :class:`ManifestError` with the fix unless ``root`` is a readable folder."""
     if not root.exists():
         raise ManifestError(
             f"{param} = {str(root)!r}: no such folder; point it at the folder holding the video "
@@ -84,9 +104,12 @@ def scan_videos(
         )
     if not os.access(root, os.R_OK | os.X_OK):
         raise ManifestError(f"{param} = {str(root)!r}: permission denied; make the folder readable")
-    cache = cache or {}
-    entries: list[Entry] = []
-    new_cache = {} if new_cache is None else new_cache
+
+
+def _walk(root: Path, entries: list[Entry]) -> Iterator[tuple[Path, list[str]]]:
+    """``(folder, file names)`` of every folder under ``root``, subfolders in sorted order,
+    symbolic links followed; a folder that cannot be listed and a link back to a folder already
+    listed are appended to ``entries`` as problems, never walked."""
     visited: set[tuple[int, int]] = set()
 
     def walk_error(err: OSError) -> None:
@@ -110,14 +133,7 @@ def scan_videos(
             continue
         visited.add((info.st_dev, info.st_ino))
         dirs.sort()
-        for name in sorted(files):
-            path = here / name
-            entry, st = _entry(path, _relative(path, root), cache, digests)
-            entries.append(entry)
-            if digests and not entry.problem:
-                new_cache[entry.path] = [st.st_size, st.st_mtime_ns, st.st_ino, entry.digest]
-    entries.sort(key=lambda e: e.path)
-    return entries, new_cache
+        yield here, files
 
 
 def _relative(path: Path, root: Path) -> str:
@@ -218,6 +234,32 @@ def write_manifest(
     write_json(cache_file, {"version": CACHE_VERSION, "files": cache}, indent=None)
     for p, q in zip(bad["path"], bad["problem"], strict=True):
         log.warning("%s: skipped: %s", Path(videos_dir) / p, q)
+    return frame
+
+
+def list_dataset_videos(
+    dataset: DatasetParams,
+    name: str,
+    *,
+    manifest: str | Path,
+    labels_record: str | Path,
+    report: str | Path,
+    cache: str | Path,
+) -> pd.DataFrame:
+    """Stage ``videos@<name>``: the ``manifest`` of the dataset's videos folder with its
+    ``report`` and digest ``cache`` (:func:`write_manifest`), and the record of its optional
+    labels file (:func:`write_file_record`). Returns the manifest table."""
+    prefix = f"datasets.{name}"
+    frame = write_manifest(dataset.videos, manifest, report, cache, param=f"{prefix}.videos")
+    write_file_record(dataset.labels, labels_record, param=f"{prefix}.labels")
+    skipped = int((frame["problem"] != "").sum())
+    log.info(
+        "%d file(s) under %s, %d skipped (report: %s)",
+        len(frame) - skipped,
+        dataset.videos,
+        skipped,
+        report,
+    )
     return frame
 
 

@@ -32,7 +32,7 @@ from fractions import Fraction
 import numpy as np
 
 #: The frame rate the official pipeline standardises every video to before sampling clips.
-STANDARD_FPS = 30
+STANDARD_FRAME_RATE = 30
 
 
 class OfficialRateError(ValueError):
@@ -41,13 +41,14 @@ class OfficialRateError(ValueError):
 
 def subsampling_step(frame_rate: float) -> int:
     """Every how many standardised (30 fps) frames one frame at ``frame_rate`` is taken."""
-    step = Fraction(STANDARD_FPS) / Fraction(frame_rate).limit_denominator(1001)
+    standard = STANDARD_FRAME_RATE
+    step = Fraction(standard) / Fraction(frame_rate).limit_denominator(1001)
     if step.denominator != 1:
-        divisors = [STANDARD_FPS / k for k in (1, 2, 3, 5, 6, 10, 15, 30)]
+        divisors = [standard / k for k in (1, 2, 3, 5, 6, 10, 15, 30)]
         raise OfficialRateError(
             f"frame_rate {frame_rate:g} with decode.method official: the official code takes "
-            f"every ({STANDARD_FPS} / frame_rate)-th frame of the {STANDARD_FPS} fps video, "
-            f"and {STANDARD_FPS}/{frame_rate:g} is not an integer (use one of "
+            f"every ({standard} / frame_rate)-th frame of the {standard} fps video, "
+            f"and {standard}/{frame_rate:g} is not an integer (use one of "
             f"{', '.join(f'{d:g}' for d in divisors)}, or decode.method: ffmpeg)"
         )
     return int(step)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,11 +35,14 @@ from tsp_pretrain.atomic import write_json
 from tsp_pretrain.sharding import (
     SHARD_FILE,
     SHARDS_DIR,
+    FinishedShard,
     ShardError,
+    check_shard_files,
     check_shard_folders,
+    check_shard_settings,
     claim_share,
     finished_shard,
-    settings_diff,
+    resolve_shard,
     shard_dir,
     shard_ids,
     shard_name,
@@ -62,6 +66,7 @@ from tsp_pretrain.video.store import (
     StoreSettings,
     commit_index,
     read_index,
+    remove_unindexed_files,
     write_pending_entry,
 )
 
@@ -71,54 +76,77 @@ log = logging.getLogger(__name__)
 REPORT_KEYS = ("decoded", "reused", "skipped", "damaged")
 
 
-def settings_record(settings: StoreSettings, min_readable_fraction: float) -> dict:
+@dataclass(frozen=True)
+class DecodeSpec:
+    """What a decode run reads, writes and how, built once (by the stage) and passed down: the
+    videos folder, the frame store, its settings, the worker processes, the fraction of a damaged
+    video that must decode for it to be kept, and whether to show a progress bar."""
+
+    videos_dir: Path
+    out_dir: Path
+    settings: StoreSettings
+    workers: int = 1
+    min_readable_fraction: float = 0.5
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "videos_dir", Path(self.videos_dir))
+        object.__setattr__(self, "out_dir", Path(self.out_dir))
+
+    def jobs(self, videos: pd.DataFrame) -> list[DecodeJob]:
+        """The decode jobs of ``videos`` (:func:`~tsp_pretrain.video.decode.decode_jobs`) into
+        the store ``out_dir``."""
+        return decode_jobs(
+            videos, self.videos_dir, self.out_dir, self.settings, self.min_readable_fraction
+        )
+
+    def decode(self, videos: pd.DataFrame, out_dir: Path) -> DecodeReport:
+        """:func:`~tsp_pretrain.video.decode.decode_dataset` of ``videos`` into ``out_dir``."""
+        return decode_dataset(
+            videos,
+            self.videos_dir,
+            out_dir,
+            self.settings,
+            self.workers,
+            progress=self.progress,
+            min_readable_fraction=self.min_readable_fraction,
+        )
+
+
+def settings_record(spec: DecodeSpec) -> dict:
     """What every shard must decode with, as ``shard.json`` records it (JSON values): the store
     settings and ``min_readable_fraction``, which decides which damaged videos are kept."""
-    record = asdict(settings) | {"min_readable_fraction": min_readable_fraction}
+    record = asdict(spec.settings) | {"min_readable_fraction": spec.min_readable_fraction}
     return json.loads(json.dumps(record))
 
 
 def decode_shard(
-    videos: pd.DataFrame,
-    videos_dir: str | Path,
-    out_dir: str | Path,
-    settings: StoreSettings,
-    workers: int = 1,
-    *,
-    shard: int,
-    num_shards: int,
-    progress: bool = True,
-    min_readable_fraction: float = 0.5,
+    videos: pd.DataFrame, spec: DecodeSpec, *, shard: int, num_shards: int
 ) -> tuple[DecodeReport, list[str]]:
-    """Decode shard ``shard`` of ``num_shards`` of ``videos`` into its folder under ``out_dir``.
+    """Decode shard ``shard`` of ``num_shards`` of ``videos`` into its folder under the store.
 
-    Returns the shard's :class:`DecodeReport` (its folder's run) and the videos it left in
-    ``out_dir``, current there. ``shard.json`` is removed first and written last: a shard that
-    stops on the way (killed, Ctrl-C, an error) is not finished, and running it again resumes.
+    Returns the shard's :class:`DecodeReport` (its folder's run) and the videos it left in the
+    store ``spec.out_dir``, current there. ``shard.json`` is removed first and written last: a
+    shard that stops on the way (killed, Ctrl-C, an error) is not finished, and running it again
+    resumes.
     """
-    out_dir = Path(out_dir)
-    folder = shard_dir(out_dir, shard, num_shards)
+    folder = shard_dir(spec.out_dir, shard, num_shards)
     (folder / SHARD_FILE).unlink(missing_ok=True)
     share = shard_videos(videos, shard, num_shards)
-    jobs = decode_jobs(share, videos_dir, out_dir, settings, min_readable_fraction)
-    kept = current_entries(jobs, stored_entries(out_dir), out_dir)  # read only: shared by shards
+    # read only: every shard reads the store at once
+    kept = current_entries(spec.jobs(share), stored_entries(spec.out_dir), spec.out_dir)
     if kept:
         log.info(
-            "%d videos of shard %d are decoded in %s already: left there", len(kept), shard, out_dir
+            "%d videos of shard %d are decoded in %s already: left there",
+            len(kept),
+            shard,
+            spec.out_dir,
         )
-    report = decode_dataset(
-        share[~share["video_id"].isin(kept)],
-        videos_dir,
-        folder,
-        settings,
-        workers,
-        progress=progress,
-        min_readable_fraction=min_readable_fraction,
-    )
+    report = spec.decode(share[~share["video_id"].isin(kept)], folder)
     record = {
         "shard": shard,
         "num_shards": num_shards,
-        "settings": settings_record(settings, min_readable_fraction),
+        "settings": settings_record(spec),
         "videos": sorted(share["video_id"]),
         "kept": {vid: kept[vid].source_digest for vid in sorted(kept)},
         "report": {key: getattr(report, key) for key in REPORT_KEYS},
@@ -132,7 +160,7 @@ def decode_shard(
         len(report.decoded),
         len(report.reused),
         len(kept),
-        out_dir,
+        spec.out_dir,
         len(report.skipped),
         len(report.damaged),
         num_shards,
@@ -165,106 +193,115 @@ class DecodeShard:
     report: dict[str, list]
 
 
+def _shard_entries(shard: FinishedShard, settings: StoreSettings) -> dict[str, StoredVideo]:
+    """The entries of a finished shard's store, checked to be complete: all decoded with
+    ``settings``, merged into its index (no entry file left)."""
+    entries = read_index(shard.folder)
+    other = sorted(vid for vid, entry in entries.items() if entry.settings != settings)
+    if other or list(shard.folder.glob(f"*{PENDING_SUFFIX}")):
+        raise ShardError(
+            f"shard {shard.name} ({shard.folder}) is inconsistent: delete {shard.folder} and "
+            f"{shard.fix}"
+        )
+    return entries
+
+
+def _check_kept(
+    shard: FinishedShard, kept: dict[str, str], stored: dict[str, StoredVideo], spec: DecodeSpec
+) -> None:
+    """A :class:`ShardError` unless every video the shard left in the store (id -> source
+    digest) is still there as the shard found it: ``stored`` holds the store's entries now."""
+    for vid, digest in sorted(kept.items()):
+        entry = stored.get(vid)
+        if (
+            entry is None
+            or entry.settings != spec.settings
+            or entry.source_digest != digest
+            or not (spec.out_dir / entry.file).is_file()
+        ):
+            raise ShardError(
+                f"shard {shard.name}: video {vid} was decoded in {spec.out_dir} when the shard "
+                f"ran and is no longer there as it was (the store changed since): {shard.fix}"
+            )
+
+
+def _checked_shard(
+    shard: FinishedShard,
+    share: list[str],
+    owner: dict[str, str],
+    stored: dict[str, StoredVideo],
+    spec: DecodeSpec,
+) -> DecodeShard:
+    """``shard`` checked against its ``share`` of the videos and the store's entries ``stored``;
+    ``owner`` (video id -> shard name) gets its videos, for the next shards' check."""
+    record = shard.record
+    check_shard_settings(
+        shard,
+        settings_record(spec),
+        record["settings"],
+        made="decoded",
+        same="params (frame_rate, decode) and code (the same commit)",
+    )
+    entries = _shard_entries(shard, spec.settings)
+    kept = record["kept"]
+    skipped = [s["video_id"] for s in record["report"]["skipped"]]
+    held = [*entries, *kept, *skipped]
+    if len(held) != len(set(held)):
+        raise ShardError(
+            f"shard {shard.name} ({shard.folder}) lists a video twice: delete it and {shard.fix}"
+        )
+    claim_share(owner, held, share, name=shard.name, folder=shard.folder, fix=shard.fix)
+    absent = [
+        entry.file
+        for vid, entry in sorted(entries.items())
+        if not (shard.folder / entry.file).is_file()
+        and not (stored.get(vid) == entry and (spec.out_dir / entry.file).is_file())  # moved
+    ]
+    check_shard_files(shard, absent)
+    _check_kept(shard, kept, stored, spec)
+    report = {key: record["report"][key] for key in REPORT_KEYS}
+    return DecodeShard(int(record["shard"]), shard.folder, entries, kept, report)
+
+
 def check_decode_shards(
-    out_dir: str | Path,
+    spec: DecodeSpec,
     jobs: list[DecodeJob],
     stored: dict[str, StoredVideo],
-    settings: StoreSettings,
     num_shards: int,
     rerun: str,
-    min_readable_fraction: float = 0.5,
 ) -> list[DecodeShard]:
-    """The ``num_shards`` finished shards of the store ``out_dir`` for ``jobs`` (the videos
+    """The ``num_shards`` finished shards of the store ``spec.out_dir`` for ``jobs`` (the videos
     table), checked; a :class:`~tsp_pretrain.sharding.ShardError` naming the shard and the fix
-    otherwise. ``stored``: ``out_dir``'s entries now; ``rerun``: the command that runs shard
+    otherwise. ``stored``: the store's entries now; ``rerun``: the command that runs shard
     ``{i}``.
 
-    Checked: every shard folder exists and finished (``shard.json``), used exactly ``settings``
-    and ``min_readable_fraction``, holds exactly its share (each video decoded there, left in
-    ``out_dir`` or skipped), every video is in exactly one shard, every file it decoded is there
-    (or already moved into ``out_dir`` by a merge that was stopped), and every video it left in
-    ``out_dir`` is still there as it found it.
+    Checked: every shard folder exists and finished (``shard.json``), used exactly the settings
+    and ``min_readable_fraction`` of ``spec``, holds exactly its share (each video decoded there,
+    left in the store or skipped), every video is in exactly one shard, every file it decoded is
+    there (or already moved into the store by a merge that was stopped), and every video it left
+    in the store is still there as it found it.
     """
-    out_dir = Path(out_dir)
-    check_shard_folders(out_dir, num_shards, rerun)
-    expected = settings_record(settings, min_readable_fraction)
+    check_shard_folders(spec.out_dir, num_shards, rerun)
     ids = [job.video_id for job in jobs]
     owner: dict[str, str] = {}
-    shards = []
-    for i in range(num_shards):
-        folder, name, fix, record = finished_shard(out_dir, i, num_shards, rerun, INDEX_FILE)
-        if record["settings"] != expected:
-            raise ShardError(
-                f"shard {name} ({folder}) was decoded with other settings "
-                f"({settings_diff(expected, record['settings'])}): every shard must use the same "
-                f"params (frame_rate, decode) and code (the same commit); delete {folder} and "
-                f"{fix}"
-            )
-        if (record["shard"], record["num_shards"]) != (i, num_shards):
-            raise ShardError(f"{folder}/{SHARD_FILE} is not shard {name}: delete {folder}; {fix}")
-        entries = read_index(folder)
-        other = sorted(vid for vid, entry in entries.items() if entry.settings != settings)
-        if other or list(folder.glob(f"*{PENDING_SUFFIX}")):
-            raise ShardError(f"shard {name} ({folder}) is inconsistent: delete {folder} and {fix}")
-        kept = record["kept"]
-        skipped = [s["video_id"] for s in record["report"]["skipped"]]
-        held = [*entries, *kept, *skipped]
-        if len(held) != len(set(held)):
-            raise ShardError(f"shard {name} ({folder}) lists a video twice: delete it and {fix}")
-        claim_share(owner, held, shard_ids(ids, i, num_shards), name=name, folder=folder, fix=fix)
-        absent = [
-            entry.file
-            for vid, entry in sorted(entries.items())
-            if not (folder / entry.file).is_file()
-            and not (stored.get(vid) == entry and (out_dir / entry.file).is_file())  # moved
-        ]
-        if absent:
-            raise ShardError(f"shard {name} ({folder}) lacks its files {absent[:5]}: {fix}")
-        for vid, digest in sorted(kept.items()):
-            entry = stored.get(vid)
-            if (
-                entry is None
-                or entry.settings != settings
-                or entry.source_digest != digest
-                or not (out_dir / entry.file).is_file()
-            ):
-                raise ShardError(
-                    f"shard {name}: video {vid} was decoded in {out_dir} when the shard ran and "
-                    f"is no longer there as it was (the store changed since): {fix}"
-                )
-        report = {key: record["report"][key] for key in REPORT_KEYS}
-        shards.append(DecodeShard(i, folder, entries, kept, report))
-    return shards
+    return [
+        _checked_shard(
+            finished_shard(spec.out_dir, i, num_shards, rerun, INDEX_FILE),
+            shard_ids(ids, i, num_shards),
+            owner,
+            stored,
+            spec,
+        )
+        for i in range(num_shards)
+    ]
 
 
-def merge_decode_shards(
-    videos: pd.DataFrame,
-    videos_dir: str | Path,
-    out_dir: str | Path,
-    settings: StoreSettings,
-    *,
-    num_shards: int,
-    rerun: str = "python stages/decode.py ... --shard {i} --num-shards N",
-    report_path: str | Path | None = None,
-    min_readable_fraction: float = 0.5,
-) -> DecodeReport:
-    """Check the shards of the store ``out_dir`` (:func:`check_decode_shards`), move their files
-    into it, write its ``index.json`` and (``report_path``) the stage's report, then delete them.
-
-    The store and the report are byte-identical to a single-process
-    :func:`~tsp_pretrain.video.decode.decode_dataset` run on ``videos`` (columns video_id,
-    filename, duration): the same entries (the sources as the table names them), the videos no
-    longer in the table removed, the report's lists in table order. Files are renamed, never
-    read: memory stays flat. The shards' machines must have decoded the same source files (their
-    digests are in the entries; the merge does not read the sources). Returns the combined
-    report: ``decoded`` the videos taken from the shards, ``reused`` those left in ``out_dir``.
-    """
-    out_dir = Path(out_dir)
-    jobs = decode_jobs(videos, videos_dir, out_dir, settings)
-    stored = stored_entries(out_dir)
-    shards = check_decode_shards(
-        out_dir, jobs, stored, settings, num_shards, rerun, min_readable_fraction
-    )
+def _move_shards(
+    shards: list[DecodeShard], jobs: list[DecodeJob], stored: dict[str, StoredVideo], out_dir: Path
+) -> tuple[DecodeReport, dict[str, StoredVideo]]:
+    """Move the shards' files into the store ``out_dir``: the combined report (not yet in table
+    order) and the store's complete entries. Each moved file is recorded in an entry file of
+    the store, so that a merge that is stopped and run again accepts it there."""
     by_id = {job.video_id: job for job in jobs}
     report = DecodeReport(removed=sorted(set(stored) - set(by_id)))
     entries: dict[str, StoredVideo] = {}
@@ -281,14 +318,39 @@ def merge_decode_shards(
                 os.replace(source, out_dir / entry.file)
                 write_pending_entry(out_dir, entry)  # after the file, as a decode run does
             entries[vid] = entry
+    return report, entries
+
+
+def merge_decode_shards(
+    videos: pd.DataFrame,
+    spec: DecodeSpec,
+    *,
+    num_shards: int,
+    rerun: str = "python stages/decode.py ... --shard {i} --num-shards N",
+    report_path: str | Path | None = None,
+) -> DecodeReport:
+    """Check the shards of the store ``spec.out_dir`` (:func:`check_decode_shards`), move their
+    files into it, write its ``index.json`` and (``report_path``) the stage's report, then delete
+    them.
+
+    The store and the report are byte-identical to a single-process
+    :func:`~tsp_pretrain.video.decode.decode_dataset` run on ``videos`` (columns video_id,
+    filename, duration): the same entries (the sources as the table names them), the videos no
+    longer in the table removed, the report's lists in table order. Files are renamed, never
+    read: memory stays flat. The shards' machines must have decoded the same source files (their
+    digests are in the entries; the merge does not read the sources). Returns the combined
+    report: ``decoded`` the videos taken from the shards, ``reused`` those left in the store.
+    """
+    out_dir = spec.out_dir
+    jobs = spec.jobs(videos)
+    stored = stored_entries(out_dir)
+    shards = check_decode_shards(spec, jobs, stored, num_shards, rerun)
+    report, entries = _move_shards(shards, jobs, stored, out_dir)
     commit_index(out_dir, entries)
-    known = {INDEX_FILE} | {entry.file for entry in entries.values()}
-    for path in out_dir.iterdir():  # removed and outdated videos, partial files
-        if path.is_file() and path.name not in known:
-            path.unlink()
+    remove_unindexed_files(out_dir, entries)  # removed and outdated videos, partial files
     sort_report(report, jobs)
     if report_path is not None:
-        write_report(report_path, settings, report)
+        write_report(report_path, spec.settings, report)
     shutil.rmtree(out_dir / SHARDS_DIR)
     log.info(
         "merged %d shards -> %s: %d videos stored (%d from the shards, %d left in place), "
@@ -303,3 +365,49 @@ def merge_decode_shards(
         len(report.removed),
     )
     return report
+
+
+#: The decode stage's script, as the commands it prints name it.
+STAGE_SCRIPT = "stages/decode.py"
+
+
+def run_decode_stage(
+    spec: DecodeSpec,
+    videos_csv: Path,
+    *,
+    shard: int | None,
+    num_shards: int | None,
+    merge: bool,
+    report_path: Path,
+    argv: list[str],
+) -> None:
+    """The decode stage (``stages/decode.py``, whose arguments are ``argv``): decode the videos
+    table ``videos_csv`` into ``spec.out_dir`` and write the stage's report at ``report_path``.
+
+    ``shard`` / ``num_shards`` as given (options over params), resolved with the environment
+    (:func:`~tsp_pretrain.sharding.resolve_shard`). ``merge``: merge the ``num_shards`` shards
+    (:func:`merge_decode_shards`, which writes the report); several shards: this process's
+    shard (:func:`decode_shard`; its report goes into its ``shard.json``); one: a
+    single-process run (:func:`~tsp_pretrain.video.decode.decode_dataset`), refused while
+    unmerged shards are there.
+    """
+    shard, num_shards = resolve_shard(shard, num_shards)
+    videos = pd.read_csv(videos_csv, dtype={"video_id": str})
+    if merge:  # merge_decode_shards logs what it did
+        rerun = _stage_command([a for a in argv if a != "--merge"]) + " --shard {i}"
+        merge_decode_shards(
+            videos, spec, num_shards=num_shards, rerun=rerun, report_path=report_path
+        )
+        return
+    if num_shards > 1:
+        decode_shard(videos, spec, shard=shard, num_shards=num_shards)
+        return
+    refuse_unmerged_shards(spec.out_dir, _stage_command(argv) + " --merge --num-shards N")
+    report = spec.decode(videos, spec.out_dir)
+    write_report(report_path, spec.settings, report)
+    log.info("%s (report: %s)", report.run_summary(), report_path)
+
+
+def _stage_command(argv: list[str]) -> str:
+    """The shell command that runs the decode stage with ``argv``."""
+    return shlex.join(["python", STAGE_SCRIPT, *argv])

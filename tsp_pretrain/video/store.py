@@ -227,6 +227,20 @@ def commit_index(root: str | Path, entries: dict[str, StoredVideo]) -> None:
         path.unlink()
 
 
+def remove_unindexed_files(root: str | Path, entries: dict[str, StoredVideo]) -> None:
+    """Delete every file of the store ``root`` that is neither ``index.json`` nor the file of one
+    of ``entries``: stale and outdated videos, partial files and entry files of a killed run.
+    Folders (a sharded run's ``.shards``) are left alone.
+
+    The one rule of what a store holds, applied by a decode run after it wrote its first index
+    and by a merge of shards after it wrote the complete one.
+    """
+    known = {INDEX_FILE} | {entry.file for entry in entries.values()}
+    for path in Path(root).iterdir():
+        if path.is_file() and path.name not in known:
+            path.unlink()
+
+
 # --------------------------------------------------------------------------------------- writers
 
 

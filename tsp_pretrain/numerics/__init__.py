@@ -6,7 +6,7 @@ matrix products by vendor and ISA; numpy and OpenBLAS (under scikit-learn's prob
 and every reduction is split by the number of threads. Each choice changes the order of
 floating-point sums, so the same code, data and params gave another trained encoder on an AMD
 AVX-512 machine than on an Intel one: the first epoch's loss moved in the 3rd digit and every
-metric downstream moved as much as the TSP-TAC difference the README reports.
+metric downstream moved as much as the TSP-TAC difference docs/results.md reports.
 
 :data:`SETTINGS` pins each library to one code path that every x86-64 CPU since 2013 (Intel
 Haswell) and 2015 (AMD Excavator) has, AVX2 with FMA, and fixes the thread counts:
@@ -315,56 +315,5 @@ def compare_with(committed: dict[str, Any], here: dict[str, Any]) -> list[str]:
     return problems
 
 
+# What `python -m tsp_pretrain.numerics record` writes after `dvc repro` (committed).
 COMMITTED_RECORD = Path("metrics/machine.json")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m tsp_pretrain.numerics show | record | check``."""
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m tsp_pretrain.numerics",
-        description="The CPU numerics contract: this machine, the committed run's machine.",
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("show", help="this machine, the contract and the kernels in effect (JSON)")
-    rec = sub.add_parser(
-        "record", help=f"gather {RUN_RECORDS}/*.json into {COMMITTED_RECORD} (after dvc repro)"
-    )
-    rec.add_argument("--out", type=Path, default=COMMITTED_RECORD)
-    chk = sub.add_parser(
-        "check", help=f"can this machine reproduce {COMMITTED_RECORD}'s results? exit 1 if not"
-    )
-    chk.add_argument("--committed", type=Path, default=COMMITTED_RECORD)
-    args = parser.parse_args(argv)
-    pin(reexec=True)
-    if args.command == "record":
-        from tsp_pretrain.atomic import write_json
-
-        write_json(args.out, gather_records(RUN_RECORDS))
-        print(f"wrote {args.out} from {RUN_RECORDS}/")
-        return
-    import numpy  # noqa: F401  (loaded so that describe() reports them)
-    import sklearn  # noqa: F401
-    import torch
-
-    torch.zeros(1).sum()  # ATen picks its kernels on first use
-    here = describe()
-    if args.command == "show":
-        print(json.dumps(here, indent=2))
-        return
-    committed = json.loads(args.committed.read_text())
-    problems = compare_with(committed, here)
-    print(f"committed results made on: {committed['machine']}")
-    print(f"this machine:              {here['machine']}")
-    for line in problems:
-        print(f"DIFFERS  {line}")
-    if problems:
-        raise SystemExit(1)
-    print("same contract, kernels and versions: dvc repro here gives the committed bytes")
-
-
-if __name__ == "__main__":
-    from tsp_pretrain.cli import run_stage
-
-    run_stage(main, name="tsp_pretrain.numerics")
