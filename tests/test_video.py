@@ -121,6 +121,23 @@ def test_decode_dataset_reports_bad_files_and_resumes(tmp_path, store):
     assert FrameStore(out).open("good").num_frames == 20
 
 
+def test_a_failed_write_stops_the_run_and_is_no_skipped_video(tmp_path, monkeypatch):
+    # A full disk is no bad video: the run stops with the error, as with several workers, and
+    # the video is not reported both decoded and skipped.
+    videos = tmp_path / "videos"
+    write_video(videos / "a.mp4", num_frames=30)
+    settings = StoreSettings(frame_rate=15, short_side=16, store="npy")
+
+    def disk_full(out_dir, entry):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(decode_module, "write_pending_entry", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        decode_dataset(
+            _table(a=1.0), videos, tmp_path / "frames", settings, workers=1, progress=False
+        )
+
+
 def test_decode_dataset_parallel_matches_serial(tmp_path):
     videos = tmp_path / "videos"
     for name in "abc":

@@ -828,12 +828,16 @@ class _Bookkeeping:
 
 
 def _decode_serially(todo: list[DecodeJob], record: _Record, bar: tqdm) -> None:
-    """Decode ``todo`` in this process, in order; a bad video is recorded as skipped."""
+    """Decode ``todo`` in this process, in order; a bad video is recorded as skipped. Only the
+    decoding may fail as a bad video: an error recording it (a full disk) stops the run, as in
+    :func:`_decode_in_pool`."""
     for job in todo:
         try:
-            record(job, _decode_one(job), None)
+            result = _decode_one(job)
         except _SKIPPABLE as err:
             record(job, None, err)
+        else:
+            record(job, result, None)
         bar.update()
 
 
